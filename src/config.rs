@@ -1,0 +1,713 @@
+//! The configuration file: parsed once, validated, secrets resolved.
+//!
+//! Every error names the file, the line and column, the key, and what was expected.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+use serde::{Deserialize, Deserializer};
+use serde_saphyr::Spanned;
+
+use crate::catalog;
+use crate::model::{Country, IdType, Target};
+use crate::secret::Secret;
+
+/// The port idauth-exporter listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 9877;
+/// The default poll schedule: a minute after each of the provider's 10-minute windows.
+pub const DEFAULT_SCHEDULE: &str = "0 1/10 * * * *";
+/// The environment variable read for the API key when the file names no source.
+pub const DEFAULT_API_KEY_ENV: &str = "SMILE_ID_API_KEY";
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How to reach Smile ID.
+    pub smile_id: SmileIdConfig,
+    /// When and how to poll.
+    pub poll: PollConfig,
+    /// The pairs to watch, in file order, without duplicates.
+    pub targets: Vec<Target>,
+    /// The HTTP server.
+    pub web: WebConfig,
+}
+
+/// Which Smile ID account and API flavour to use.
+#[derive(Clone, Debug)]
+pub struct SmileIdConfig {
+    /// The partner ID exactly as issued (leading zeros matter).
+    pub partner_id: String,
+    /// The API key (never printed).
+    pub api_key: Secret,
+    /// Production or sandbox.
+    pub environment: Environment,
+    /// Signed v2 POST or v3 token + GET.
+    pub api: ApiFlavor,
+    /// Base URL override, without a trailing slash.
+    pub base_url: Option<String>,
+}
+
+impl SmileIdConfig {
+    /// The base URL in use: the override, or the provider's for this flavour and environment.
+    pub fn effective_base_url(&self) -> String {
+        if let Some(url) = &self.base_url {
+            return url.clone();
+        }
+        match (self.api, self.environment) {
+            (ApiFlavor::V2, Environment::Production) => "https://prod.smileidentity.com",
+            (ApiFlavor::V2, Environment::Sandbox) => "https://portal.smileidentity.com",
+            (ApiFlavor::V3, Environment::Production) => "https://api.smileidentity.com",
+            (ApiFlavor::V3, Environment::Sandbox) => "https://testapi.smileidentity.com",
+        }
+        .to_owned()
+    }
+}
+
+/// The provider environment that the API key belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Live keys.
+    Production,
+    /// Test keys.
+    Sandbox,
+}
+
+impl Environment {
+    /// The value of the `environment` request field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Production => "production",
+            Environment::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// Which flavour of the id_status endpoint to call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiFlavor {
+    /// Signed `POST /api/v2/partner/id_status`.
+    V2,
+    /// `POST /v3/token`, then `GET /v3/services/id_status`.
+    V3,
+}
+
+/// Poll timing and limits.
+#[derive(Clone, Debug)]
+pub struct PollConfig {
+    /// The cron schedule (with seconds, UTC).
+    pub schedule: Schedule,
+    /// Timeout of one provider request, body included.
+    pub timeout: Duration,
+    /// Retries of one request on transient failures.
+    pub retries: u32,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Requests of one cycle are spread over this window.
+    pub jitter: Duration,
+    /// Data older than this is no longer shown as current.
+    pub max_data_age: Duration,
+}
+
+/// A parsed cron schedule with seconds, evaluated in UTC.
+#[derive(Clone)]
+pub struct Schedule {
+    text: String,
+    cron: Cron,
+    period: Duration,
+}
+
+impl Schedule {
+    /// Parses a six-field cron expression (seconds first).
+    pub fn parse(text: &str) -> Result<Schedule, String> {
+        let cron = CronParser::builder()
+            .seconds(Seconds::Required)
+            .dom_and_dow(true)
+            .build()
+            .parse(text)
+            .map_err(|e| format!("{text:?} is not a valid cron schedule with seconds ({e}); expected six fields such as {DEFAULT_SCHEDULE:?}"))?;
+        let period = shortest_gap(&cron).ok_or_else(|| {
+            format!(
+                "{text:?} never fires; expected a repeating schedule such as {DEFAULT_SCHEDULE:?}"
+            )
+        })?;
+        Ok(Schedule {
+            text: text.to_owned(),
+            cron,
+            period,
+        })
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The shortest time between two runs.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// The next run strictly after `after`.
+    pub fn next_after(&self, after: chrono::DateTime<Utc>) -> Option<chrono::DateTime<Utc>> {
+        self.cron.find_next_occurrence(&after, false).ok()
+    }
+}
+
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Schedule({:?})", self.text)
+    }
+}
+
+/// The shortest gap between consecutive runs over a sample spanning leap-year edges.
+fn shortest_gap(cron: &Cron) -> Option<Duration> {
+    let start = Utc.with_ymd_and_hms(2027, 12, 31, 0, 0, 0).single()?;
+    let mut times = cron.iter_after(start).take(64);
+    let mut prev = times.next()?;
+    let mut best: Option<chrono::TimeDelta> = None;
+    for t in times {
+        let gap = t - prev;
+        best = Some(best.map_or(gap, |b| b.min(gap)));
+        prev = t;
+    }
+    // A schedule that fires once in the sample repeats at most yearly.
+    Some(
+        best.and_then(|b| b.to_std().ok())
+            .unwrap_or(Duration::from_secs(366 * 86400)),
+    )
+}
+
+/// The HTTP server's settings.
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    /// `host:port` to listen on; `:port` means every interface.
+    pub listen_address: String,
+}
+
+/// Something in the file that works but deserves a look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The file, as named to the loader.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: warning: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// Why a configuration was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read the configuration file: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// 1-based line (0 when the parser gave none).
+        line: u32,
+        /// 1-based column (0 when the parser gave none).
+        column: u32,
+        /// The key and what was expected.
+        message: String,
+    },
+}
+
+/// A configuration and the warnings it gave.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Things worth a look that did not stop it.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// Reads, parses and validates a configuration file, reading secrets from the process environment.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.display().to_string(),
+        source,
+    })?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, &path.display().to_string(), &base_dir, &|name| {
+        std::env::var(name).ok()
+    })
+}
+
+/// Parses and validates configuration text. `env` looks up environment variables and
+/// `base_dir` anchors a relative `api_key_file`, as Prometheus does for its own files.
+pub fn parse(
+    text: &str,
+    file: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map_or((0, 0), |l| (l.line() as u32, l.column() as u32));
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            line,
+            column,
+            message: first_line(&e.without_snippet().to_string()),
+        }
+    })?;
+    Validator {
+        file,
+        base_dir,
+        env,
+        warnings: Vec::new(),
+    }
+    .validate(raw)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_owned()
+}
+
+/// A span-carrying value, or its absence with the place of its parent.
+type At<T> = Spanned<T>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    smile_id: At<RawSmileId>,
+    #[serde(default)]
+    poll: RawPoll,
+    targets: At<Vec<RawTarget>>,
+    #[serde(default)]
+    web: RawWeb,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmileId {
+    partner_id: At<PartnerId>,
+    #[serde(default)]
+    api_key: Option<At<String>>,
+    #[serde(default)]
+    api_key_file: Option<At<PathBuf>>,
+    #[serde(default)]
+    api_key_env: Option<At<String>>,
+    #[serde(default = "default_environment")]
+    environment: Environment,
+    #[serde(default = "default_api")]
+    api: ApiFlavor,
+    #[serde(default)]
+    base_url: Option<At<String>>,
+}
+
+fn default_environment() -> Environment {
+    Environment::Production
+}
+fn default_api() -> ApiFlavor {
+    ApiFlavor::V2
+}
+
+/// A partner ID that must be written as a string, since YAML would drop leading zeros.
+struct PartnerId(String);
+
+impl<'de> Deserialize<'de> for PartnerId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = PartnerId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quoted string of digits such as \"085\" (leading zeros matter)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PartnerId, E> {
+                if v.is_empty() || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(E::custom(format!(
+                        "smile_id.partner_id: {v:?} is not a partner ID; expected a quoted string of digits such as \"085\""
+                    )));
+                }
+                Ok(PartnerId(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PartnerId, E> {
+                Err(E::custom(format!(
+                    "smile_id.partner_id: write the partner ID as a quoted string (\"{v}\", or \"0{v}\" if it has a leading zero); YAML reads an unquoted number and drops leading zeros"
+                )))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PartnerId, E> {
+                self.visit_u64(v.unsigned_abs())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPoll {
+    schedule: Option<At<String>>,
+    timeout: Option<At<HumanDuration>>,
+    retries: Option<At<u32>>,
+    concurrency: Option<At<u64>>,
+    jitter: Option<At<HumanDuration>>,
+    max_data_age: Option<At<HumanDuration>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    country: At<Country>,
+    id_types: At<Vec<At<IdType>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen_address: Option<At<String>>,
+}
+
+/// A duration written the humane way: `10s`, `30m`, `1h30m`.
+#[derive(Clone, Copy)]
+struct HumanDuration(Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map(HumanDuration).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a duration ({e}); expected a number with a unit such as 10s, 30m or 1h"
+            ))
+        })
+    }
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    base_dir: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    warnings: Vec<ConfigWarning>,
+}
+
+impl Validator<'_> {
+    fn error<T>(&self, at: &serde_saphyr::Location, message: String) -> Result<T, ConfigError> {
+        Err(ConfigError::Invalid {
+            file: self.file.to_owned(),
+            line: at.line() as u32,
+            column: at.column() as u32,
+            message,
+        })
+    }
+
+    fn warn(&mut self, at: &serde_saphyr::Location, message: String) {
+        self.warnings.push(ConfigWarning {
+            file: self.file.to_owned(),
+            line: at.line() as u32,
+            column: at.column() as u32,
+            message,
+        });
+    }
+
+    fn validate(mut self, raw: RawConfig) -> Result<Loaded, ConfigError> {
+        let smile_id = self.smile_id(raw.smile_id)?;
+        let poll = self.poll(raw.poll)?;
+        let targets = self.targets(raw.targets)?;
+        let web = self.web(raw.web)?;
+        Ok(Loaded {
+            config: Config {
+                smile_id,
+                poll,
+                targets,
+                web,
+            },
+            warnings: self.warnings,
+        })
+    }
+
+    fn smile_id(&mut self, raw: At<RawSmileId>) -> Result<SmileIdConfig, ConfigError> {
+        let section = raw.referenced;
+        let raw = raw.value;
+        let sources = [
+            raw.api_key.as_ref().map(|s| ("api_key", s.referenced)),
+            raw.api_key_file
+                .as_ref()
+                .map(|s| ("api_key_file", s.referenced)),
+            raw.api_key_env
+                .as_ref()
+                .map(|s| ("api_key_env", s.referenced)),
+        ];
+        let mut given: Vec<_> = sources.iter().flatten().collect();
+        given.sort_by_key(|(_, at)| (at.line(), at.column()));
+        if let Some((_, last)) = given.get(1..).and_then(<[_]>::last) {
+            let names: Vec<_> = given.iter().map(|(n, _)| format!("smile_id.{n}")).collect();
+            return self.error(
+                last,
+                format!(
+                    "{} are all set; expected exactly one source for the API key",
+                    names.join(" and ")
+                ),
+            );
+        }
+        let api_key = if let Some(inline) = raw.api_key {
+            self.warn(
+                &inline.referenced,
+                "smile_id.api_key holds the API key in the configuration file; move it to a file (api_key_file) or the environment (api_key_env)".to_owned(),
+            );
+            inline.value
+        } else if let Some(path) = raw.api_key_file {
+            let full = self.base_dir.join(&path.value);
+            match std::fs::read_to_string(&full) {
+                Ok(s) => s.trim_end_matches(['\r', '\n']).to_owned(),
+                Err(e) => {
+                    return self.error(
+                        &path.referenced,
+                        format!("smile_id.api_key_file: cannot read {}: {e}; expected a readable file holding the API key", full.display()),
+                    );
+                }
+            }
+        } else if let Some(name) = raw.api_key_env {
+            match (self.env)(&name.value) {
+                Some(v) => v,
+                None => {
+                    return self.error(
+                        &name.referenced,
+                        format!("smile_id.api_key_env: the environment variable {} is not set; expected it to hold the API key", name.value),
+                    );
+                }
+            }
+        } else {
+            match (self.env)(DEFAULT_API_KEY_ENV) {
+                Some(v) => v,
+                None => {
+                    return self.error(
+                        &section,
+                        format!("smile_id: no API key; set api_key_file or api_key_env, or the environment variable {DEFAULT_API_KEY_ENV}"),
+                    );
+                }
+            }
+        };
+        if api_key.trim().is_empty() {
+            return self.error(
+                &section,
+                "smile_id: the API key is empty; expected a non-empty key".to_owned(),
+            );
+        }
+        let base_url = match raw.base_url {
+            None => None,
+            Some(url) => {
+                let parsed = reqwest::Url::parse(&url.value).ok().filter(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.query().is_none()
+                });
+                if parsed.is_none() {
+                    return self.error(
+                        &url.referenced,
+                        format!("smile_id.base_url: {:?} is not a base URL; expected http(s)://host[:port][/path]", url.value),
+                    );
+                }
+                Some(url.value.trim_end_matches('/').to_owned())
+            }
+        };
+        Ok(SmileIdConfig {
+            partner_id: raw.partner_id.value.0,
+            api_key: Secret::new(api_key),
+            environment: raw.environment,
+            api: raw.api,
+            base_url,
+        })
+    }
+
+    fn poll(&mut self, raw: RawPoll) -> Result<PollConfig, ConfigError> {
+        let schedule = match raw.schedule {
+            None => Schedule::parse(DEFAULT_SCHEDULE).expect("the default schedule parses"),
+            Some(s) => match Schedule::parse(&s.value) {
+                Ok(schedule) => schedule,
+                Err(e) => return self.error(&s.referenced, format!("poll.schedule: {e}")),
+            },
+        };
+        let period = schedule.period();
+        let dur = |d: &Option<At<HumanDuration>>, default: u64| {
+            d.as_ref()
+                .map_or(Duration::from_secs(default), |d| d.value.0)
+        };
+        let timeout = dur(&raw.timeout, 10);
+        if let Some(t) = &raw.timeout {
+            if timeout.is_zero() {
+                return self.error(
+                    &t.referenced,
+                    "poll.timeout: must be longer than zero".to_owned(),
+                );
+            }
+            if timeout > period {
+                return self.error(
+                    &t.referenced,
+                    format!(
+                        "poll.timeout: {} is longer than the schedule's period of {}; expected at most {}",
+                        fmt_duration(timeout), fmt_duration(period), fmt_duration(period)
+                    ),
+                );
+            }
+        }
+        let retries = raw.retries.as_ref().map_or(2, |r| r.value);
+        if let Some(r) = &raw.retries
+            && r.value > 10
+        {
+            return self.error(
+                &r.referenced,
+                format!("poll.retries: {} is too many; expected 0 to 10", r.value),
+            );
+        }
+        let concurrency = match &raw.concurrency {
+            None => 4,
+            Some(c) if (1..=64).contains(&c.value) => c.value as usize,
+            Some(c) => {
+                return self.error(
+                    &c.referenced,
+                    format!(
+                        "poll.concurrency: {} is out of range; expected 1 to 64",
+                        c.value
+                    ),
+                );
+            }
+        };
+        let jitter = dur(&raw.jitter, 30);
+        if let Some(j) = &raw.jitter
+            && jitter >= period
+        {
+            return self.error(
+                &j.referenced,
+                format!(
+                    "poll.jitter: {} is not shorter than the schedule's period of {}",
+                    fmt_duration(jitter),
+                    fmt_duration(period)
+                ),
+            );
+        }
+        let max_data_age = match &raw.max_data_age {
+            None => Duration::from_secs(30 * 60).max(period * 2),
+            Some(m) if m.value.0 <= period => {
+                return self.error(
+                    &m.referenced,
+                    format!(
+                        "poll.max_data_age: {} would mark data stale before the next poll; expected longer than the schedule's period of {}",
+                        fmt_duration(m.value.0), fmt_duration(period)
+                    ),
+                );
+            }
+            Some(m) => m.value.0,
+        };
+        Ok(PollConfig {
+            schedule,
+            timeout,
+            retries,
+            concurrency,
+            jitter,
+            max_data_age,
+        })
+    }
+
+    fn targets(&mut self, raw: At<Vec<RawTarget>>) -> Result<Vec<Target>, ConfigError> {
+        if raw.value.is_empty() {
+            return self.error(
+                &raw.referenced,
+                "targets: the list is empty; expected at least one country with id_types"
+                    .to_owned(),
+            );
+        }
+        let mut seen = HashSet::new();
+        let mut targets = Vec::new();
+        for t in raw.value {
+            if t.id_types.value.is_empty() {
+                return self.error(
+                    &t.id_types.referenced,
+                    format!(
+                        "targets: {}: id_types is empty; expected at least one ID type such as BVN",
+                        t.country.value
+                    ),
+                );
+            }
+            for id in t.id_types.value {
+                let target = Target::new(t.country.value, id.value);
+                if !seen.insert(target.clone()) {
+                    return self.error(
+                        &id.referenced,
+                        format!(
+                            "targets: {} {} is listed twice; expected each pair once",
+                            target.country, target.id_type
+                        ),
+                    );
+                }
+                if !catalog::is_known(&target.country, &target.id_type) {
+                    self.warn(
+                        &id.referenced,
+                        format!("targets: {} {} is not in Smile ID's documented list for {}; polling it anyway", target.country, target.id_type, target.country),
+                    );
+                }
+                targets.push(target);
+            }
+        }
+        Ok(targets)
+    }
+
+    fn web(&mut self, raw: RawWeb) -> Result<WebConfig, ConfigError> {
+        let listen_address = match raw.listen_address {
+            None => format!("0.0.0.0:{DEFAULT_PORT}"),
+            Some(a) => match normalize_listen_address(&a.value) {
+                Some(addr) => addr,
+                None => {
+                    return self.error(
+                        &a.referenced,
+                        format!("web.listen_address: {:?} is not an address; expected host:port such as \"0.0.0.0:{DEFAULT_PORT}\" or \":{DEFAULT_PORT}\"", a.value),
+                    );
+                }
+            },
+        };
+        Ok(WebConfig { listen_address })
+    }
+}
+
+/// Checks a `host:port` listen address, turning `:port` into every IPv4 interface.
+pub fn normalize_listen_address(s: &str) -> Option<String> {
+    let (host, port) = s.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.contains(':') && !bracketed || host.contains(char::is_whitespace) || host.contains('/')
+    {
+        return None;
+    }
+    Some(format!("{host}:{port}"))
+}
+
+/// A duration as a person writes it: `10m`, `1h 30m`.
+pub fn fmt_duration(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}
+
+#[cfg(test)]
+mod tests;

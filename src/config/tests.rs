@@ -1,0 +1,352 @@
+use super::*;
+
+const GOOD: &str = r#"
+smile_id:
+  partner_id: "085"
+  api_key_env: MY_KEY
+  environment: sandbox
+  api: v3
+poll:
+  schedule: "0 1/10 * * * *"
+  timeout: 10s
+  retries: 2
+  concurrency: 4
+  jitter: 30s
+  max_data_age: 30m
+targets:
+  - country: NG
+    id_types: [BVN, NIN_V2, BANK_ACCOUNT]
+  - country: KE
+    id_types: [NATIONAL_ID]
+web:
+  listen_address: ":9877"
+"#;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "MY_KEY" => Some("k-from-env".to_owned()),
+        "SMILE_ID_API_KEY" => Some("k-default".to_owned()),
+        _ => None,
+    }
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn parse_ok(text: &str) -> Loaded {
+    parse(text, "cfg.yaml", Path::new("."), &env).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Parses text that must fail, returning (line, message).
+fn parse_err(text: &str) -> (u32, String) {
+    match parse(text, "cfg.yaml", Path::new("."), &env) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(ConfigError::Invalid {
+            file,
+            line,
+            message,
+            ..
+        }) => {
+            assert_eq!(file, "cfg.yaml");
+            (line, message)
+        }
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+fn with(replace: &str, by: &str) -> String {
+    assert!(GOOD.contains(replace), "{replace}");
+    GOOD.replacen(replace, by, 1)
+}
+
+fn line_of(text: &str, needle: &str) -> u32 {
+    text.lines().position(|l| l.contains(needle)).unwrap() as u32 + 1
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let l = parse_ok(GOOD);
+    let c = l.config;
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    assert_eq!(c.smile_id.partner_id, "085");
+    assert_eq!(c.smile_id.api_key.expose(), "k-from-env");
+    assert_eq!(c.smile_id.environment, Environment::Sandbox);
+    assert_eq!(c.smile_id.api, ApiFlavor::V3);
+    assert_eq!(
+        c.smile_id.effective_base_url(),
+        "https://testapi.smileidentity.com"
+    );
+    assert_eq!(c.poll.timeout, Duration::from_secs(10));
+    assert_eq!(c.poll.schedule.period(), Duration::from_secs(600));
+    assert_eq!(c.poll.max_data_age, Duration::from_secs(1800));
+    let pairs: Vec<String> = c.targets.iter().map(|t| t.to_string()).collect();
+    assert_eq!(
+        pairs,
+        ["NG/BVN", "NG/NIN_V2", "NG/BANK_ACCOUNT", "KE/NATIONAL_ID"]
+    );
+    assert_eq!(c.web.listen_address, "0.0.0.0:9877");
+}
+
+#[test]
+fn defaults_fill_what_is_left_out() {
+    let text =
+        "smile_id:\n  partner_id: \"1\"\ntargets:\n  - country: GH\n    id_types: [GHANA_CARD]\n";
+    let c = parse_ok(text).config;
+    assert_eq!(c.smile_id.api_key.expose(), "k-default");
+    assert_eq!(c.smile_id.api, ApiFlavor::V2);
+    assert_eq!(c.smile_id.environment, Environment::Production);
+    assert_eq!(
+        c.smile_id.effective_base_url(),
+        "https://prod.smileidentity.com"
+    );
+    assert_eq!(c.poll.schedule.as_str(), DEFAULT_SCHEDULE);
+    assert_eq!(c.poll.retries, 2);
+    assert_eq!(c.poll.concurrency, 4);
+    assert_eq!(c.poll.jitter, Duration::from_secs(30));
+    assert_eq!(c.web.listen_address, format!("0.0.0.0:{DEFAULT_PORT}"));
+}
+
+#[test]
+fn the_default_schedule_runs_a_minute_after_each_window() {
+    let s = Schedule::parse(DEFAULT_SCHEDULE).unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 1, 1, 10, 1, 0).unwrap();
+    let next = s.next_after(at).unwrap();
+    assert_eq!(next, Utc.with_ymd_and_hms(2026, 1, 1, 10, 11, 0).unwrap());
+}
+
+#[test]
+fn bad_country_names_its_line() {
+    let text = with("country: KE", "country: KEN");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "KEN"));
+    assert!(msg.contains("ISO 3166-1"), "{msg}");
+}
+
+#[test]
+fn bad_id_type_names_its_line() {
+    let text = with("[NATIONAL_ID]", "[national-id]");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "national-id"));
+    assert!(msg.contains("ID type"), "{msg}");
+}
+
+#[test]
+fn duplicate_pair_names_the_second() {
+    let text = with("[BVN, NIN_V2, BANK_ACCOUNT]", "[BVN, NIN_V2, BVN]");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "[BVN, NIN_V2, BVN]"));
+    assert!(msg.contains("NG BVN is listed twice"), "{msg}");
+}
+
+#[test]
+fn duplicate_pair_across_entries() {
+    let text = with(
+        "id_types: [NATIONAL_ID]",
+        "id_types: [NATIONAL_ID]\n  - country: NG\n    id_types: [BVN]",
+    );
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "id_types: [BVN]"));
+    assert!(msg.contains("twice"), "{msg}");
+}
+
+#[test]
+fn empty_targets_and_id_types_are_errors() {
+    let (line, msg) = parse_err("smile_id:\n  partner_id: \"1\"\ntargets: []\n");
+    assert_eq!(line, 3);
+    assert!(msg.contains("targets"), "{msg}");
+    let text = with("[NATIONAL_ID]", "[]");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "id_types: []"));
+    assert!(msg.contains("id_types is empty"), "{msg}");
+}
+
+#[test]
+fn invalid_cron_names_its_line() {
+    let text = with("\"0 1/10 * * * *\"", "\"every ten minutes\"");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "every ten"));
+    assert!(
+        msg.contains("poll.schedule") && msg.contains("six fields"),
+        "{msg}"
+    );
+    // Five fields (no seconds) are rejected too: the seconds field is part of the contract.
+    let (_, msg) = parse_err(&with("\"0 1/10 * * * *\"", "\"*/10 * * * *\""));
+    assert!(msg.contains("poll.schedule"), "{msg}");
+}
+
+#[test]
+fn zero_concurrency_is_an_error() {
+    let text = with("concurrency: 4", "concurrency: 0");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "concurrency: 0"));
+    assert!(
+        msg.contains("poll.concurrency") && msg.contains("1 to 64"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn timeout_longer_than_the_period_is_an_error() {
+    let text = with("timeout: 10s", "timeout: 15m");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "timeout: 15m"));
+    assert!(
+        msg.contains("longer than the schedule's period of 10m"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_durations_name_their_line() {
+    let text = with("jitter: 30s", "jitter: soon");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "jitter: soon"));
+    assert!(msg.contains("not a duration"), "{msg}");
+}
+
+#[test]
+fn max_data_age_must_outlive_a_period() {
+    let text = with("max_data_age: 30m", "max_data_age: 5m");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "max_data_age: 5m"));
+    assert!(msg.contains("poll.max_data_age"), "{msg}");
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let text = with("  retries: 2", "  retires: 2");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "retires"));
+    assert!(msg.contains("retires"), "{msg}");
+}
+
+#[test]
+fn missing_key_source_is_an_error() {
+    let text =
+        "smile_id:\n  partner_id: \"1\"\ntargets:\n  - country: GH\n    id_types: [GHANA_CARD]\n";
+    let e = parse(text, "cfg.yaml", Path::new("."), &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("cfg.yaml:2:"), "{e}");
+    assert!(
+        e.contains("no API key") && e.contains("SMILE_ID_API_KEY"),
+        "{e}"
+    );
+
+    let text = with("api_key_env: MY_KEY", "api_key_env: NOT_SET");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "NOT_SET"));
+    assert!(msg.contains("NOT_SET is not set"), "{msg}");
+}
+
+#[test]
+fn two_key_sources_are_an_error() {
+    let text = with(
+        "api_key_env: MY_KEY",
+        "api_key_env: MY_KEY\n  api_key_file: /k",
+    );
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "api_key_file"));
+    assert!(msg.contains("exactly one source"), "{msg}");
+}
+
+#[test]
+fn key_file_is_read_relative_to_the_config_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), "s3cr3t\n").unwrap();
+    let text = with("api_key_env: MY_KEY", "api_key_file: key");
+    let c = parse(&text, "cfg.yaml", dir.path(), &no_env)
+        .unwrap()
+        .config;
+    assert_eq!(c.smile_id.api_key.expose(), "s3cr3t");
+
+    let text = with("api_key_env: MY_KEY", "api_key_file: missing");
+    let e = parse(&text, "cfg.yaml", dir.path(), &no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("smile_id.api_key_file: cannot read"), "{e}");
+}
+
+#[test]
+fn inline_key_is_accepted_with_a_warning_that_never_shows_it() {
+    let text = with("api_key_env: MY_KEY", "api_key: inline-secret-value");
+    let l = parse_ok(&text);
+    assert_eq!(l.config.smile_id.api_key.expose(), "inline-secret-value");
+    assert_eq!(l.warnings.len(), 1);
+    let w = l.warnings[0].to_string();
+    assert!(
+        w.starts_with(&format!("cfg.yaml:{}:", line_of(&text, "api_key:"))),
+        "{w}"
+    );
+    assert!(!w.contains("inline-secret-value"));
+    assert!(!format!("{:?}", l.config).contains("inline-secret-value"));
+}
+
+#[test]
+fn unquoted_partner_id_is_explained() {
+    let text = with("partner_id: \"085\"", "partner_id: 85");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "partner_id"));
+    assert!(msg.contains("quoted string"), "{msg}");
+}
+
+#[test]
+fn unlisted_id_type_is_a_warning_not_an_error() {
+    let text = with("[NATIONAL_ID]", "[NATIONAL_ID, SPACE_PASSPORT]");
+    let l = parse_ok(&text);
+    assert_eq!(l.config.targets.len(), 5);
+    assert_eq!(l.warnings.len(), 1);
+    assert!(
+        l.warnings[0].message.contains("KE SPACE_PASSPORT"),
+        "{:?}",
+        l.warnings
+    );
+    assert_eq!(l.warnings[0].line, line_of(&text, "SPACE_PASSPORT"));
+}
+
+#[test]
+fn bad_enums_and_urls_are_errors() {
+    let (_, msg) = parse_err(&with("environment: sandbox", "environment: staging"));
+    assert!(
+        msg.contains("staging") || msg.contains("environment"),
+        "{msg}"
+    );
+    let text = with("api: v3", "api: v3\n  base_url: \"ftp://x\"");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "ftp://"));
+    assert!(msg.contains("smile_id.base_url"), "{msg}");
+    let text = with("\":9877\"", "\"localhost\"");
+    let (_, msg) = parse_err(&text);
+    assert!(msg.contains("web.listen_address"), "{msg}");
+}
+
+#[test]
+fn syntax_errors_have_a_line() {
+    let (line, _) = parse_err("smile_id:\n  partner_id: \"1\"\n targets: [\n");
+    assert!(line > 0);
+}
+
+#[test]
+fn listen_addresses() {
+    assert_eq!(normalize_listen_address(":9877").unwrap(), "0.0.0.0:9877");
+    assert_eq!(
+        normalize_listen_address("127.0.0.1:0").unwrap(),
+        "127.0.0.1:0"
+    );
+    assert_eq!(normalize_listen_address("[::]:9877").unwrap(), "[::]:9877");
+    assert_eq!(
+        normalize_listen_address("localhost:80").unwrap(),
+        "localhost:80"
+    );
+    for bad in ["9877", "host:", "host:99999", "::1:80", "a b:1"] {
+        assert!(normalize_listen_address(bad).is_none(), "{bad}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn no_text_makes_the_parser_panic(s in "\\PC{0,300}") {
+        let _ = parse(&s, "fuzz.yaml", Path::new("."), &env);
+    }
+}

@@ -1,0 +1,25 @@
+//! idauth-exporter: polls Smile ID's ID-authority status and serves it to Prometheus.
+//!
+//! The data goes one way through the modules:
+//!
+//! - [`config`]: the YAML file, parsed once into typed, validated values.
+//! - [`smileid`]: the provider client (v2 signed POST, v3 token + GET), errors
+//!   classified into a bounded `reason`.
+//! - [`poller`]: one cycle over every target, bounded concurrency, spread over a jitter window;
+//!   [`scheduler`] runs cycles on the cron schedule.
+//! - [`store`]: the latest observation and poll outcome per target, the one place state lives.
+//! - [`metrics`]: the Prometheus registry, refreshed from the store at scrape time.
+//! - [`server`]: `/metrics`, `/`, `/-/healthy`, `/-/ready`, `/-/reload`, `/api/v1/status`.
+//!
+//! Around them: [`model`] (domain values), [`catalog`] (documented ID types),
+//! [`secret`] and [`signature`] (credentials), [`telemetry`] (logs), [`app`] (the daemon and
+//! the `check` command wired together) and [`cli`] (flags).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod config;
+pub mod model;
+pub mod secret;
+pub mod signature;
