@@ -18,8 +18,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod catalog;
+pub mod check;
+pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod model;
+pub mod poller;
+pub mod scheduler;
 pub mod secret;
+pub mod server;
 pub mod signature;
+pub mod smileid;
+pub mod store;
+pub mod telemetry;

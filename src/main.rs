@@ -1,1 +1,125 @@
-fn main() {}
+//! The `idauth-exporter` binary: parses flags and hands over to the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use idauth_exporter::cli::{Cli, Command, ConfigCommand};
+use idauth_exporter::model::Target;
+use idauth_exporter::{app, check, config, telemetry};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            None => match daemon(&cli).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Some(Command::Check {
+                ref country,
+                ref id_type,
+            }) => match run_check(&cli, country, id_type).await {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(check::ERROR)
+                }
+            },
+            Some(Command::Config {
+                action: ConfigCommand::Check,
+            }) => config_check(&cli),
+        }
+    })
+}
+
+async fn daemon(cli: &Cli) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let opts = app::DaemonOptions {
+        config_file: cli.config_file.clone(),
+        listen_address: cli.listen_address.clone(),
+    };
+    app::run_daemon(opts, shutdown)
+        .await
+        .context("idauth-exporter cannot run")
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM can be handled");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    token.cancel();
+}
+
+async fn run_check(
+    cli: &Cli,
+    country: &Option<String>,
+    id_type: &Option<String>,
+) -> anyhow::Result<u8> {
+    let loaded = config::load(&cli.config_file)?;
+    for w in &loaded.warnings {
+        eprintln!("{w}");
+    }
+    let only = match (country, id_type) {
+        (Some(c), Some(i)) => Some(Target::new(
+            c.to_uppercase().parse()?,
+            i.to_uppercase().parse()?,
+        )),
+        _ => None,
+    };
+    let report = check::run(&loaded.config, only).await?;
+    print!("{}", report.render(chrono::Utc::now()));
+    Ok(report.exit_code())
+}
+
+fn config_check(cli: &Cli) -> ExitCode {
+    println!("Checking {}", cli.config_file.display());
+    match config::load(&cli.config_file) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                println!("  {w}");
+            }
+            let c = &loaded.config;
+            println!(
+                "  SUCCESS: {} pairs, api {:?}, {} environment, schedule {:?}, listening on {}",
+                c.targets.len(),
+                c.smile_id.api,
+                c.smile_id.environment.as_str(),
+                c.poll.schedule.as_str(),
+                c.web.listen_address
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("  FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Command-line flags, spelled as Prometheus' own exporters spell them.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::{LogFormat, LogLevel};
+
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("IDAUTH_REVISION"),
+    ")"
+);
+
+/// idauth-exporter: the availability of government ID authorities behind Smile ID, for Prometheus.
+#[derive(Debug, Parser)]
+#[command(
+    name = "idauth-exporter",
+    version = VERSION,
+    about = "Prometheus exporter for the availability of government ID authorities behind Smile ID",
+    long_about = "Polls Smile ID's id_status endpoint for every configured (country, id_type) pair on a \
+cron schedule and serves the results on /metrics.\n\nWithout a command, runs the exporter.",
+    after_help = "Examples:\n  idauth-exporter --config.file=/etc/idauth-exporter/config.yaml\n  \
+idauth-exporter check --config.file=config.yaml NG BVN\n  idauth-exporter config check --config.file=config.yaml"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long = "config.file",
+        value_name = "PATH",
+        default_value = "idauth-exporter.yaml",
+        global = true
+    )]
+    pub config_file: PathBuf,
+
+    /// Address to listen on for the web interface and metrics, overriding web.listen_address.
+    #[arg(long = "web.listen-address", value_name = "ADDR")]
+    pub listen_address: Option<String>,
+
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info, global = true)]
+    pub log_level: LogLevel,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt, global = true)]
+    pub log_format: LogFormat,
+
+    /// What to do instead of running the exporter.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Poll now and print a table; exit 0 if all are online, 1 if any is not, 2 on error.
+    Check {
+        /// Only this country (with ID_TYPE), configured or not.
+        #[arg(requires = "id_type")]
+        country: Option<String>,
+        /// Only this ID type (with COUNTRY).
+        id_type: Option<String>,
+    },
+    /// Work with the configuration file.
+    Config {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration file and exit (0 valid, 1 invalid).
+    Check,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_in_both_spellings() {
+        let cli = Cli::try_parse_from([
+            "idauth-exporter",
+            "--config.file=/etc/x.yaml",
+            "--web.listen-address",
+            ":9877",
+            "--log.format=json",
+            "--log.level=debug",
+        ])
+        .unwrap();
+        assert_eq!(cli.config_file, PathBuf::from("/etc/x.yaml"));
+        assert_eq!(cli.listen_address.as_deref(), Some(":9877"));
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert_eq!(cli.log_level, LogLevel::Debug);
+        assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn subcommands_take_the_config_flag_after_them() {
+        let cli = Cli::try_parse_from([
+            "idauth-exporter",
+            "check",
+            "--config.file=c.yaml",
+            "NG",
+            "BVN",
+        ])
+        .unwrap();
+        assert_eq!(cli.config_file, PathBuf::from("c.yaml"));
+        match cli.command {
+            Some(Command::Check { country, id_type }) => {
+                assert_eq!(
+                    (country.as_deref(), id_type.as_deref()),
+                    (Some("NG"), Some("BVN"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "idauth-exporter",
+            "config",
+            "check",
+            "--config.file",
+            "c.yaml",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Config {
+                action: ConfigCommand::Check
+            })
+        ));
+        assert!(Cli::try_parse_from(["idauth-exporter", "check", "NG"]).is_err());
+        assert!(Cli::try_parse_from(["idauth-exporter", "--log.format=text"]).is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,308 @@
+//! The metric contract: one registry, refreshed from the [`Store`] at scrape time.
+//!
+//! Event metrics (poll counters, durations) are recorded as polls finish; everything that
+//! describes current state is rebuilt from the store on each scrape, so staleness is judged
+//! at the moment of the scrape, not at the moment of the last poll.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::model::{AuthorityState, Observation, Target};
+use crate::smileid::{FailureReason, PollError};
+use crate::store::Store;
+
+/// The Content-Type of the classic text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const CACHED: &str = "Cached from the background poll of Smile ID's id_status endpoint";
+
+/// Every metric the exporter serves.
+pub struct Metrics {
+    registry: Registry,
+    rate_10m: GaugeVec,
+    rate_1h: GaugeVec,
+    state: GaugeVec,
+    last_checked: GaugeVec,
+    poll_success: GaugeVec,
+    last_poll_success: GaugeVec,
+    polls: IntCounterVec,
+    failures: IntCounterVec,
+    unrecognized: IntCounterVec,
+    poll_duration: Histogram,
+    cycle_last_run: Gauge,
+    targets: IntGauge,
+    reload_ok: Gauge,
+    reload_time: Gauge,
+    /// Serialises refresh-and-encode, so two scrapes never interleave a reset.
+    scrape: Mutex<()>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn pair_gauge(name: &str, help: &str) -> GaugeVec {
+    GaugeVec::new(Opts::new(name, help), &["country", "id_type"]).expect("valid metric")
+}
+
+impl Metrics {
+    /// A registry with every metric registered; `revision` labels the build info.
+    pub fn new(revision: &str) -> Metrics {
+        let rate_10m = pair_gauge(
+            "idauth_success_rate_10m",
+            &format!(
+                "Share (0-1) of checks of the ID authority that succeeded in the provider's last 10-minute window. {CACHED}."
+            ),
+        );
+        let rate_1h = pair_gauge(
+            "idauth_success_rate_1h",
+            &format!(
+                "Share (0-1) of checks of the ID authority that succeeded in the provider's last hour. {CACHED}."
+            ),
+        );
+        let state = GaugeVec::new(
+            Opts::new(
+                "idauth_state",
+                format!("State of the ID authority (online, interruption, offline, unknown); exactly one state is 1 per pair. Unknown when no fresh data. {CACHED}."),
+            ),
+            &["country", "id_type", "state"],
+        )
+        .expect("valid metric");
+        let last_checked = pair_gauge(
+            "idauth_last_checked_timestamp_seconds",
+            &format!(
+                "When the provider last checked the ID authority (its last_checked), in Unix seconds. {CACHED}."
+            ),
+        );
+        let poll_success = pair_gauge(
+            "idauth_poll_success",
+            "Whether the exporter's last poll of this pair succeeded (1) or failed (0).",
+        );
+        let last_poll_success = pair_gauge(
+            "idauth_last_poll_success_timestamp_seconds",
+            "When a poll of this pair last succeeded, in Unix seconds.",
+        );
+        let polls = IntCounterVec::new(
+            Opts::new(
+                "idauth_polls_total",
+                "Polls of the provider made for this pair.",
+            ),
+            &["country", "id_type"],
+        )
+        .expect("valid metric");
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "idauth_poll_failures_total",
+                "Failed polls of the provider for this pair, by reason.",
+            ),
+            &["country", "id_type", "reason"],
+        )
+        .expect("valid metric");
+        let unrecognized = IntCounterVec::new(
+            Opts::new(
+                "idauth_unrecognized_status_total",
+                "Polls whose last_known_status the exporter did not recognise (shown as state unknown).",
+            ),
+            &["country", "id_type"],
+        )
+        .expect("valid metric");
+        let poll_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "idauth_poll_duration_seconds",
+                "Duration of one provider request, retries included.",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+        )
+        .expect("valid metric");
+        let cycle_last_run = Gauge::new(
+            "idauth_poll_cycle_last_run_timestamp_seconds",
+            "When the last poll cycle finished, in Unix seconds: the scheduler's heartbeat.",
+        )
+        .expect("valid metric");
+        let targets = IntGauge::new("idauth_targets", "Configured (country, id_type) pairs.")
+            .expect("valid metric");
+        let reload_ok = Gauge::new(
+            "idauth_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful.",
+        )
+        .expect("valid metric");
+        let reload_time = Gauge::new(
+            "idauth_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload.",
+        )
+        .expect("valid metric");
+        let build_info = GaugeVec::new(
+            Opts::new(
+                "idauth_exporter_build_info",
+                "A metric with a constant '1' value labeled by version and revision of idauth-exporter.",
+            ),
+            &["version", "revision"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), revision])
+            .set(1.0);
+
+        let registry = Registry::new();
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(rate_10m.clone()),
+            Box::new(rate_1h.clone()),
+            Box::new(state.clone()),
+            Box::new(last_checked.clone()),
+            Box::new(poll_success.clone()),
+            Box::new(last_poll_success.clone()),
+            Box::new(polls.clone()),
+            Box::new(failures.clone()),
+            Box::new(unrecognized.clone()),
+            Box::new(poll_duration.clone()),
+            Box::new(cycle_last_run.clone()),
+            Box::new(targets.clone()),
+            Box::new(reload_ok.clone()),
+            Box::new(reload_time.clone()),
+            Box::new(build_info),
+        ];
+        for c in collectors {
+            registry.register(c).expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            rate_10m,
+            rate_1h,
+            state,
+            last_checked,
+            poll_success,
+            last_poll_success,
+            polls,
+            failures,
+            unrecognized,
+            poll_duration,
+            cycle_last_run,
+            targets,
+            reload_ok,
+            reload_time,
+            scrape: Mutex::new(()),
+        }
+    }
+
+    /// Starts the counters of `new` pairs at zero (so `rate()` and alerts see them from the
+    /// first scrape) and drops those of `old` pairs no longer watched; counts of pairs in
+    /// both are kept across a reload.
+    pub fn set_targets(&self, old: &[Target], new: &[Target]) {
+        for t in old.iter().filter(|t| !new.contains(t)) {
+            let (c, i) = (t.country.as_str(), t.id_type.as_str());
+            let _ = self.polls.remove_label_values(&[c, i]);
+            let _ = self.unrecognized.remove_label_values(&[c, i]);
+            for r in FailureReason::ALL {
+                let _ = self.failures.remove_label_values(&[c, i, r.as_str()]);
+            }
+        }
+        for t in new {
+            let (c, i) = (t.country.as_str(), t.id_type.as_str());
+            self.polls.with_label_values(&[c, i]);
+            self.unrecognized.with_label_values(&[c, i]);
+            for r in FailureReason::ALL {
+                self.failures.with_label_values(&[c, i, r.as_str()]);
+            }
+        }
+        self.targets.set(new.len() as i64);
+    }
+
+    /// Counts one finished poll.
+    pub fn record_poll(
+        &self,
+        target: &Target,
+        result: Result<&Observation, &PollError>,
+        took: Duration,
+    ) {
+        let (c, i) = (target.country.as_str(), target.id_type.as_str());
+        self.polls.with_label_values(&[c, i]).inc();
+        self.poll_duration.observe(took.as_secs_f64());
+        match result {
+            Ok(o) if o.unrecognized_status.is_some() => {
+                self.unrecognized.with_label_values(&[c, i]).inc()
+            }
+            Ok(_) => {}
+            Err(e) => self
+                .failures
+                .with_label_values(&[c, i, e.reason().as_str()])
+                .inc(),
+        }
+    }
+
+    /// Marks a finished poll cycle.
+    pub fn record_cycle(&self, finished: DateTime<Utc>) {
+        self.cycle_last_run.set(unix(finished));
+    }
+
+    /// Records a configuration (re)load attempt.
+    pub fn record_reload(&self, ok: bool, at: DateTime<Utc>) {
+        self.reload_ok.set(if ok { 1.0 } else { 0.0 });
+        if ok {
+            self.reload_time.set(unix(at));
+        }
+    }
+
+    /// Rebuilds the state metrics from `store` as of `now` and encodes everything.
+    pub fn render(&self, store: &Store, now: DateTime<Utc>, max_age: Duration) -> String {
+        let _guard = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        for g in [
+            &self.rate_10m,
+            &self.rate_1h,
+            &self.state,
+            &self.last_checked,
+            &self.poll_success,
+            &self.last_poll_success,
+        ] {
+            g.reset();
+        }
+        for (t, s) in store.snapshot() {
+            let (c, i) = (t.country.as_str(), t.id_type.as_str());
+            let current = s.current_state(now, max_age);
+            for st in AuthorityState::ALL {
+                self.state
+                    .with_label_values(&[c, i, st.as_str()])
+                    .set(if st == current { 1.0 } else { 0.0 });
+            }
+            if let Some(o) = &s.observation {
+                if s.is_fresh(now, max_age) {
+                    if let Some(r) = o.rate_10m {
+                        self.rate_10m.with_label_values(&[c, i]).set(r);
+                    }
+                    if let Some(r) = o.rate_1h {
+                        self.rate_1h.with_label_values(&[c, i]).set(r);
+                    }
+                }
+                if let Some(at) = o.last_checked {
+                    self.last_checked.with_label_values(&[c, i]).set(unix(at));
+                }
+            }
+            if let Some(p) = &s.last_poll {
+                self.poll_success
+                    .with_label_values(&[c, i])
+                    .set(if p.success { 1.0 } else { 0.0 });
+            }
+            if let Some(at) = s.last_success {
+                self.last_poll_success
+                    .with_label_values(&[c, i])
+                    .set(unix(at));
+            }
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+fn unix(at: DateTime<Utc>) -> f64 {
+    at.timestamp_millis() as f64 / 1000.0
+}

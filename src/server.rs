@@ -1,0 +1,192 @@
+//! The HTTP server: `/metrics`, a landing page, health, readiness, reload and a JSON status.
+//!
+//! It never calls the provider: everything it serves comes from a [`Routes`] implementation.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+
+/// What the server shows; the daemon implements it.
+pub trait Routes: Send + Sync + 'static {
+    /// The metrics in the text exposition format.
+    fn metrics(&self) -> String;
+    /// Whether the first poll cycle has finished.
+    fn is_ready(&self) -> bool;
+    /// The current status of every pair as JSON.
+    fn status_json(&self) -> String;
+    /// The body of the landing page's status table (HTML rows).
+    fn landing_rows(&self) -> String;
+    /// Reloads the configuration file.
+    fn reload(&self) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// How long in-flight requests get to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves `routes` on `listener` until `shutdown` is cancelled, then lets in-flight
+/// requests finish for up to [`SHUTDOWN_GRACE`].
+pub async fn serve(listener: TcpListener, routes: Arc<dyn Routes>, shutdown: CancellationToken) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let routes = routes.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let routes = routes.clone();
+            async move { Ok::<_, Infallible>(handle(&*routes, req).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("in-flight requests cut short at shutdown");
+    }
+}
+
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "text/plain; charset=utf-8",
+        "Method Not Allowed\n",
+    );
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let plain = "text/plain; charset=utf-8";
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let mut resp = match req.uri().path() {
+        "/metrics" if read => text(StatusCode::OK, METRICS_CONTENT_TYPE, routes.metrics()),
+        "/-/healthy" if read => text(StatusCode::OK, plain, "Healthy.\n"),
+        "/-/ready" if read => {
+            if routes.is_ready() {
+                text(StatusCode::OK, plain, "Ready.\n")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    plain,
+                    "Not ready: the first poll cycle has not finished.\n",
+                )
+            }
+        }
+        "/-/reload" if matches!(*req.method(), Method::POST | Method::PUT) => {
+            match routes.reload().await {
+                Ok(()) => text(StatusCode::OK, plain, "Reloaded.\n"),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    plain,
+                    format!("failed to reload config: {e}\n"),
+                ),
+            }
+        }
+        "/api/v1/status" if read => text(StatusCode::OK, "application/json", routes.status_json()),
+        "/" if read => text(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            landing_page(&routes.landing_rows()),
+        ),
+        "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/status" | "/" => not_allowed("GET, HEAD"),
+        "/-/reload" => not_allowed("POST, PUT"),
+        _ => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
+    };
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn landing_page(rows: &str) -> String {
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>idauth-exporter</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}
+.online{{color:#1a7f37}}.interruption{{color:#9a6700}}.offline{{color:#cf222e;font-weight:bold}}.unknown{{color:#57606a}}</style></head>
+<body>
+<h1>idauth-exporter</h1>
+<p>Availability of government ID authorities behind Smile ID, for Prometheus. Version {version}.</p>
+<ul>
+<li><a href="/metrics">Metrics</a></li>
+<li><a href="/api/v1/status">Status (JSON)</a></li>
+<li><a href="/-/healthy">Health</a> and <a href="/-/ready">readiness</a></li>
+</ul>
+<table>
+<thead><tr><th>Country</th><th>ID type</th><th>State</th><th>10m</th><th>1h</th><th>Last checked</th><th>Last poll</th></tr></thead>
+<tbody>
+{rows}</tbody>
+</table>
+</body>
+</html>
+"#,
+        version = env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// Escapes text for HTML.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

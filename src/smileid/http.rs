@@ -1,0 +1,233 @@
+//! Sending one request with a timeout, a body cap and retries.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rand::Rng;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use super::{BODY_LIMIT, PollError, classify_failure};
+
+/// When and how long to wait before trying a request again.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// First back-off; doubled each retry, with jitter.
+    pub base_backoff: Duration,
+    /// The longest wait a `Retry-After` header may ask for.
+    pub max_retry_after: Duration,
+}
+
+impl RetryPolicy {
+    /// The Go SDK's policy: 500 ms doubling, `Retry-After` honoured up to a limit.
+    pub fn new(retries: u32) -> Self {
+        RetryPolicy {
+            retries,
+            base_backoff: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.min(self.max_retry_after);
+        }
+        let base = self.base_backoff.saturating_mul(1 << attempt.min(10));
+        // Full jitter on the upper half keeps a fleet of exporters from retrying in step.
+        let half = base / 2;
+        half + half.mul_f64(rand::rng().random::<f64>())
+    }
+}
+
+/// An HTTP client with the per-request limits the configuration sets.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    client: reqwest::Client,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+/// A complete response that came back with a success status.
+#[derive(Debug)]
+pub struct Response {
+    /// The body, at most [`BODY_LIMIT`] bytes.
+    pub body: Bytes,
+}
+
+/// A user agent that names us, so the provider can tell who is calling.
+pub const USER_AGENT: &str = concat!("idauth-exporter/", env!("CARGO_PKG_VERSION"));
+
+impl Transport {
+    /// A transport with its own connection pool. Redirects are never followed: an API
+    /// that redirects is misconfigured, and following could carry credentials elsewhere.
+    pub fn new(timeout: Duration, retry: RetryPolicy) -> Result<Transport, reqwest::Error> {
+        install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()?;
+        Ok(Transport {
+            client,
+            timeout,
+            retry,
+        })
+    }
+
+    /// The underlying client, for building requests.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends the request that `make` builds, retrying transient failures; the body of a
+    /// success is returned, anything else is classified.
+    pub async fn send(
+        &self,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Response, PollError> {
+        let mut attempt = 0;
+        loop {
+            let (result, retry_after) = self.send_once(make()).await;
+            match result {
+                Err(e) if e.is_transient() && attempt < self.retry.retries => {
+                    let wait = self.retry.backoff(attempt, retry_after);
+                    tracing::debug!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> (Result<Response, PollError>, Option<Duration>) {
+        let fut = async {
+            let resp = req.send().await.map_err(transport_error)?;
+            let status = resp.status().as_u16();
+            let retry_after = parse_retry_after(resp.headers());
+            let body = read_capped(resp).await?;
+            Ok::<_, PollError>((status, retry_after, body))
+        };
+        match tokio::time::timeout(self.timeout, fut).await {
+            Err(_) | Ok(Err(PollError::Timeout(_))) => {
+                (Err(PollError::Timeout(self.timeout)), None)
+            }
+            Ok(Err(e)) => (Err(e), None),
+            Ok(Ok((status, _, body))) if (200..300).contains(&status) => {
+                (Ok(Response { body }), None)
+            }
+            Ok(Ok((status, retry_after, body))) => {
+                (Err(classify_failure(status, &body)), retry_after)
+            }
+        }
+    }
+}
+
+/// Makes rustls use *ring*, the lighter of its providers; harmless when already done.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+async fn read_capped(mut resp: reqwest::Response) -> Result<Bytes, PollError> {
+    if resp.content_length().is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(PollError::InvalidResponse(format!(
+            "body larger than {} KiB",
+            BODY_LIMIT / 1024
+        )));
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(PollError::InvalidResponse(format!(
+                "body larger than {} KiB",
+                BODY_LIMIT / 1024
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn transport_error(e: reqwest::Error) -> PollError {
+    // reqwest's Display includes the URL, which holds no secret; its source chain says why.
+    let (timeout, connect, body) = (e.is_timeout(), e.is_connect(), e.is_body() || e.is_decode());
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    let msg = super::clean_text(&msg);
+    if timeout {
+        PollError::Timeout(Duration::ZERO)
+    } else if connect {
+        PollError::Connect(msg)
+    } else if body {
+        PollError::InvalidResponse(msg)
+    } else {
+        PollError::Connect(msg)
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(7)));
+        let later = chrono::Utc::now() + chrono::TimeDelta::seconds(30);
+        h.insert(RETRY_AFTER, later.to_rfc2822().parse().unwrap());
+        let d = parse_retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_doubles_and_retry_after_is_capped() {
+        let p = RetryPolicy::new(2);
+        let b0 = p.backoff(0, None);
+        let b2 = p.backoff(2, None);
+        assert!(
+            b0 >= Duration::from_millis(250) && b0 <= Duration::from_millis(500),
+            "{b0:?}"
+        );
+        assert!(
+            b2 >= Duration::from_millis(1000) && b2 <= Duration::from_millis(2000),
+            "{b2:?}"
+        );
+        assert_eq!(
+            p.backoff(0, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            p.backoff(0, Some(Duration::from_secs(3600))),
+            Duration::from_secs(60)
+        );
+    }
+}
