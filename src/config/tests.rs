@@ -350,3 +350,12 @@ proptest::proptest! {
         let _ = parse(&s, "fuzz.yaml", Path::new("."), &env);
     }
 }
+
+#[test]
+fn periods_of_common_schedules() {
+    let p = |s: &str| Schedule::parse(s).unwrap().period().as_secs();
+    assert_eq!(p("* * * * * *"), 1);
+    assert_eq!(p("*/5 * * * * *"), 5);
+    assert_eq!(p("0 */10 * * * *"), 600);
+    assert_eq!(p("0 0 * * * *"), 3600);
+}

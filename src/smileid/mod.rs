@@ -162,13 +162,7 @@ impl PollError {
 
     /// The same error with every occurrence of `secret` blotted out, whatever a server echoed.
     pub fn redact(self, secret: &Secret) -> PollError {
-        let fix = |s: String| {
-            if secret.is_empty() {
-                s
-            } else {
-                s.replace(secret.expose(), "<redacted>")
-            }
-        };
+        let fix = |s: String| redact_text(s, secret);
         match self {
             PollError::Connect(m) => PollError::Connect(fix(m)),
             PollError::Unauthorized { status, message } => PollError::Unauthorized {
@@ -186,6 +180,29 @@ impl PollError {
             PollError::InvalidResponse(m) => PollError::InvalidResponse(fix(m)),
             e @ PollError::Timeout(_) => e,
         }
+    }
+}
+
+fn redact_text(s: String, secret: &Secret) -> String {
+    if secret.is_empty() {
+        s
+    } else {
+        s.replace(secret.expose(), "<redacted>")
+    }
+}
+
+/// Blots `secret` out of everything provider-supplied in a poll result: a server may echo
+/// anything back, and these texts reach logs and the status page.
+pub(crate) fn scrub(
+    result: Result<Observation, PollError>,
+    secret: &Secret,
+) -> Result<Observation, PollError> {
+    match result {
+        Ok(mut o) => {
+            o.unrecognized_status = o.unrecognized_status.map(|s| redact_text(s, secret));
+            Ok(o)
+        }
+        Err(e) => Err(e.redact(secret)),
     }
 }
 

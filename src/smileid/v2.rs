@@ -4,7 +4,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
-use super::{IdStatusApi, PollError, Transport, parse_status_body};
+use super::{IdStatusApi, PollError, Transport, parse_status_body, scrub};
 use crate::config::{Environment, SmileIdConfig};
 use crate::model::{Observation, Target};
 use crate::secret::Secret;
@@ -71,11 +71,6 @@ impl IdStatusApi for V2Client {
         &'a self,
         target: &'a Target,
     ) -> BoxFuture<'a, Result<Observation, PollError>> {
-        async move {
-            self.fetch(target)
-                .await
-                .map_err(|e| e.redact(&self.api_key))
-        }
-        .boxed()
+        async move { scrub(self.fetch(target).await, &self.api_key) }.boxed()
     }
 }

@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::{IdStatusApi, PollError, Transport, parse_status_body};
+use super::{IdStatusApi, PollError, Transport, parse_status_body, scrub};
 use crate::config::SmileIdConfig;
 use crate::model::{Observation, Target};
 use crate::secret::Secret;
@@ -135,12 +135,7 @@ impl IdStatusApi for V3Client {
         &'a self,
         target: &'a Target,
     ) -> BoxFuture<'a, Result<Observation, PollError>> {
-        async move {
-            self.fetch(target)
-                .await
-                .map_err(|e| e.redact(&self.api_key))
-        }
-        .boxed()
+        async move { scrub(self.fetch(target).await, &self.api_key) }.boxed()
     }
 }
 

@@ -1,0 +1,695 @@
+//! The exporter end to end against a scripted fake provider: what `/metrics` says after
+//! each kind of provider answer.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const CHECKED: &str = "2026-11-26T09:50:04.596Z";
+const CHECKED_UNIX: f64 = 1_795_686_604.596;
+
+async fn v2_server(fake: FakeV2) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/partner/id_status"))
+        .respond_with(fake)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn v2_pairs_yield_exactly_the_provider_values() {
+    let fake = FakeV2::new(&[
+        ("NG", "BVN", status_body("online", "98%", "97.5%", CHECKED)),
+        ("NG", "NIN_V2", status_body("offline", "0%", "16%", CHECKED)),
+        (
+            "KE",
+            "NATIONAL_ID",
+            status_body("interruption", "75%", "N/A", CHECKED),
+        ),
+    ]);
+    let server = v2_server(fake).await;
+    let yaml = config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &["BVN", "NIN_V2"]), ("KE", &["NATIONAL_ID"])],
+        "",
+    );
+    let ex = start(&yaml).await;
+    ex.ready().await;
+
+    let resp = ex.get("/metrics").await;
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let m = Metrics::parse(&resp.text().await.unwrap());
+
+    assert_eq!(m.state("NG", "BVN"), "online");
+    assert_eq!(m.state("NG", "NIN_V2"), "offline");
+    assert_eq!(m.state("KE", "NATIONAL_ID"), "interruption");
+    assert_eq!(
+        m.pair("idauth_success_rate_10m", "NG", "BVN", ""),
+        Some(0.98)
+    );
+    assert_eq!(
+        m.pair("idauth_success_rate_1h", "NG", "BVN", ""),
+        Some(0.975)
+    );
+    assert_eq!(
+        m.pair("idauth_success_rate_10m", "NG", "NIN_V2", ""),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.pair("idauth_success_rate_1h", "NG", "NIN_V2", ""),
+        Some(0.16)
+    );
+    assert_eq!(
+        m.pair("idauth_success_rate_10m", "KE", "NATIONAL_ID", ""),
+        Some(0.75)
+    );
+    // "N/A" is no rate at all, not a zero.
+    assert_eq!(
+        m.pair("idauth_success_rate_1h", "KE", "NATIONAL_ID", ""),
+        None
+    );
+    for (c, t) in [("NG", "BVN"), ("NG", "NIN_V2"), ("KE", "NATIONAL_ID")] {
+        assert_eq!(
+            m.pair("idauth_last_checked_timestamp_seconds", c, t, ""),
+            Some(CHECKED_UNIX)
+        );
+        assert_eq!(m.pair("idauth_poll_success", c, t, ""), Some(1.0));
+        assert_eq!(m.pair("idauth_polls_total", c, t, ""), Some(1.0));
+        assert!(
+            m.pair("idauth_last_poll_success_timestamp_seconds", c, t, "")
+                .unwrap()
+                > 1.7e9
+        );
+        for r in [
+            "timeout",
+            "connect",
+            "unauthorized",
+            "rate_limited",
+            "http_4xx",
+            "http_5xx",
+            "invalid_response",
+            "no_data",
+        ] {
+            assert_eq!(m.failures(c, t, r), 0.0, "{c} {t} {r}");
+        }
+    }
+    assert_eq!(m.get("idauth_targets"), Some(3.0));
+    assert_eq!(m.get("idauth_poll_duration_seconds_count"), Some(3.0));
+    assert!(
+        m.get("idauth_poll_cycle_last_run_timestamp_seconds")
+            .unwrap()
+            > 1.7e9
+    );
+    assert_eq!(m.get("idauth_config_last_reload_successful"), Some(1.0));
+    assert!(m.text.contains("idauth_exporter_build_info{revision="));
+    assert!(
+        m.text.contains("# HELP idauth_success_rate_10m")
+            && m.text.contains("Cached from the background poll")
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_signature_is_reported_as_unauthorized_not_offline() {
+    let mut fake = FakeV2::new(&[("NG", "BVN", status_body("offline", "0%", "0%", CHECKED))]);
+    fake.key = "a-different-key".to_owned();
+    let server = v2_server(fake).await;
+    let ex = start(&config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &["BVN"])],
+        "  retries: 2\n",
+    ))
+    .await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    assert_eq!(m.failures("NG", "BVN", "unauthorized"), 1.0);
+    assert_eq!(m.state("NG", "BVN"), "unknown");
+    assert_eq!(m.pair("idauth_poll_success", "NG", "BVN", ""), Some(0.0));
+    assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), None);
+    assert_eq!(
+        m.pair(
+            "idauth_last_poll_success_timestamp_seconds",
+            "NG",
+            "BVN",
+            ""
+        ),
+        None
+    );
+    // Unauthorized is not transient: one request, no retries.
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn v2_sends_the_documented_request() {
+    let fake = FakeV2::new(&[(
+        "GH",
+        "GHANA_CARD",
+        status_body("online", "100%", "100%", CHECKED),
+    )]);
+    let server = v2_server(fake).await;
+    let ex = start(&config_yaml(
+        &server.uri(),
+        "v2",
+        &[("GH", &["GHANA_CARD"])],
+        "",
+    ))
+    .await;
+    ex.ready().await;
+    let reqs = server.received_requests().await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&reqs[0].body).unwrap();
+    assert_eq!(body["partner_id"], "085");
+    assert_eq!(body["country"], "GH");
+    assert_eq!(body["id_type"], "GHANA_CARD");
+    assert_eq!(body["environment"], "production");
+    assert_eq!(reqs[0].headers["content-type"], "application/json");
+    let ua = reqs[0].headers["user-agent"].to_str().unwrap();
+    assert!(ua.starts_with("idauth-exporter/"), "{ua}");
+    ex.stop().await;
+}
+
+fn jwt(name: &str, exp_in: i64) -> String {
+    use base64::Engine;
+    let b64 = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let exp = chrono::Utc::now().timestamp() + exp_in;
+    format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"HS256"}"#.into()),
+        b64(format!(r#"{{"exp":{exp},"sub":"{name}"}}"#)),
+        name
+    )
+}
+
+async fn mount_v3_status(
+    server: &MockServer,
+    token: &str,
+    country: &str,
+    id_type: &str,
+    body: serde_json::Value,
+) {
+    Mock::given(method("GET"))
+        .and(path("/v3/services/id_status"))
+        .and(query_param("country", country))
+        .and(query_param("id_type", id_type))
+        .and(header("SmileID-Token", token))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn v3_fetches_one_token_and_reads_every_pair() {
+    let server = MockServer::start().await;
+    let token = jwt("t1", 900);
+    Mock::given(method("POST"))
+        .and(path("/v3/token"))
+        .and(header("smileid-partner-id", "85"))
+        .and(header("smileid-api-key", KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"token": token})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_v3_status(
+        &server,
+        &token,
+        "NG",
+        "BVN",
+        status_body("online", "93%", "95%", CHECKED),
+    )
+    .await;
+    mount_v3_status(
+        &server,
+        &token,
+        "ZA",
+        "NATIONAL_ID",
+        status_body("offline", "12%", "40%", CHECKED),
+    )
+    .await;
+    let ex = start(&config_yaml(
+        &server.uri(),
+        "v3",
+        &[("NG", &["BVN"]), ("ZA", &["NATIONAL_ID"])],
+        "",
+    ))
+    .await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    assert_eq!(m.state("NG", "BVN"), "online");
+    assert_eq!(m.state("ZA", "NATIONAL_ID"), "offline");
+    assert_eq!(
+        m.pair("idauth_success_rate_10m", "ZA", "NATIONAL_ID", ""),
+        Some(0.12)
+    );
+    assert_eq!(
+        m.pair("idauth_success_rate_1h", "NG", "BVN", ""),
+        Some(0.95)
+    );
+    ex.stop().await;
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn v3_fetches_a_new_token_once_on_401() {
+    let server = MockServer::start().await;
+    let (old, new) = (jwt("old", 900), jwt("new", 900));
+    Mock::given(method("POST"))
+        .and(path("/v3/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"token": old})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"token": new})))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v3/services/id_status"))
+        .and(header("SmileID-Token", old.as_str()))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"message": "Invalid token", "status": "Unauthorized"})),
+        )
+        .mount(&server)
+        .await;
+    mount_v3_status(
+        &server,
+        &new,
+        "NG",
+        "BVN",
+        status_body("interruption", "60%", "80%", CHECKED),
+    )
+    .await;
+    let ex = start(&config_yaml(&server.uri(), "v3", &[("NG", &["BVN"])], "")).await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    assert_eq!(m.state("NG", "BVN"), "interruption");
+    assert_eq!(m.failures("NG", "BVN", "unauthorized"), 0.0);
+    let reqs = server.received_requests().await.unwrap();
+    let tokens = reqs.iter().filter(|r| r.url.path() == "/v3/token").count();
+    assert_eq!(tokens, 2, "one token, then one refresh");
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn v3_a_refused_key_is_unauthorized() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v3/token"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"status": "Unauthorized", "message": "Invalid credentials"})),
+        )
+        .mount(&server)
+        .await;
+    let ex = start(&config_yaml(&server.uri(), "v3", &[("NG", &["BVN"])], "")).await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    assert_eq!(m.failures("NG", "BVN", "unauthorized"), 1.0);
+    assert_eq!(m.state("NG", "BVN"), "unknown");
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn transient_5xx_is_retried_until_it_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("<html>busy</html>"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(FakeV2::new(&[(
+            "NG",
+            "BVN",
+            status_body("online", "99%", "99%", CHECKED),
+        )]))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let ex = start(&config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &["BVN"])],
+        "  retries: 2\n",
+    ))
+    .await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    assert_eq!(m.state("NG", "BVN"), "online");
+    assert_eq!(m.pair("idauth_polls_total", "NG", "BVN", ""), Some(1.0));
+    assert_eq!(m.failures("NG", "BVN", "http_5xx"), 0.0);
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn retries_give_up_and_count_the_reason() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"error": "System error", "code": "2201"})),
+        )
+        .mount(&server)
+        .await;
+    let ex = start(&config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &["BVN"])],
+        "  retries: 1\n",
+    ))
+    .await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    assert_eq!(m.failures("NG", "BVN", "http_5xx"), 1.0);
+    assert_eq!(m.state("NG", "BVN"), "unknown");
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "2")
+                .set_body_json(json!({"error": "Too many requests", "code": "2222"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(FakeV2::new(&[(
+            "NG",
+            "BVN",
+            status_body("online", "99%", "99%", CHECKED),
+        )]))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let began = Instant::now();
+    let ex = start(&config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &["BVN"])],
+        "  retries: 1\n",
+    ))
+    .await;
+    ex.ready().await;
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(reqs.len(), 2);
+    assert!(
+        began.elapsed() >= Duration::from_secs(2),
+        "waited {:?}",
+        began.elapsed()
+    );
+    let m = ex.metrics().await;
+    assert_eq!(m.state("NG", "BVN"), "online");
+    assert_eq!(m.failures("NG", "BVN", "rate_limited"), 0.0);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limited_without_retries_left_is_counted() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .mount(&server)
+        .await;
+    let ex = start(&config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &["BVN"])],
+        "  retries: 0\n",
+    ))
+    .await;
+    ex.ready().await;
+    assert_eq!(
+        ex.metrics().await.failures("NG", "BVN", "rate_limited"),
+        1.0
+    );
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(status_body("online", "99%", "99%", CHECKED))
+                .set_delay(Duration::from_secs(4)),
+        )
+        .mount(&server)
+        .await;
+    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 0\n")
+        .replace("timeout: 2s", "timeout: 1s");
+    let began = Instant::now();
+    let ex = start(&yaml).await;
+    ex.ready().await;
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+    let m = ex.metrics().await;
+    assert_eq!(m.failures("NG", "BVN", "timeout"), 1.0);
+    assert_eq!(m.state("NG", "BVN"), "unknown");
+    ex.stop().await;
+}
+
+/// A server that sends headers at once, then the body a byte a second.
+async fn dribbling_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let body = status_body("online", "99%", "99%", CHECKED).to_string();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for b in body.bytes() {
+                    if sock.write_all(&[b]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_slow_body_times_out() {
+    let url = dribbling_server().await;
+    let yaml = config_yaml(&url, "v2", &[("NG", &["BVN"])], "  retries: 0\n")
+        .replace("timeout: 2s", "timeout: 1s");
+    let ex = start(&yaml).await;
+    ex.ready().await;
+    assert_eq!(ex.metrics().await.failures("NG", "BVN", "timeout"), 1.0);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn unusable_answers_are_invalid_responses() {
+    let server = MockServer::start().await;
+    let cases: [(&str, ResponseTemplate); 5] = [
+        (
+            "BVN",
+            ResponseTemplate::new(200).set_body_string("{\"last_known_status\": \"onl"),
+        ),
+        (
+            "NIN_V2",
+            ResponseTemplate::new(200)
+                .set_body_raw("<html><body>Gateway</body></html>", "text/html"),
+        ),
+        (
+            "BANK_ACCOUNT",
+            ResponseTemplate::new(200).set_body_string(""),
+        ),
+        (
+            "PHONE_NUMBER",
+            ResponseTemplate::new(200)
+                .set_body_string(format!("{{\"pad\":\"{}\"}}", "x".repeat(100 * 1024))),
+        ),
+        (
+            "VOTER_ID",
+            ResponseTemplate::new(302).insert_header("Location", "/api/v2/partner/id_status"),
+        ),
+    ];
+    for (id_type, resp) in cases {
+        Mock::given(method("POST"))
+            .and(wiremock::matchers::body_partial_json(
+                json!({"id_type": id_type}),
+            ))
+            .respond_with(resp)
+            .mount(&server)
+            .await;
+    }
+    let types = ["BVN", "NIN_V2", "BANK_ACCOUNT", "PHONE_NUMBER", "VOTER_ID"];
+    let ex = start(&config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &types)],
+        "  retries: 0\n",
+    ))
+    .await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    for t in types {
+        assert_eq!(m.failures("NG", t, "invalid_response"), 1.0, "{t}");
+        assert_eq!(m.state("NG", t), "unknown", "{t}");
+    }
+    // The redirect was not followed.
+    assert_eq!(server.received_requests().await.unwrap().len(), 5);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_status_is_unknown_and_counted() {
+    let fake = FakeV2::new(&[(
+        "NG",
+        "BVN",
+        status_body("maintenance", "100%", "98%", CHECKED),
+    )]);
+    let server = v2_server(fake).await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "")).await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    assert_eq!(m.state("NG", "BVN"), "unknown");
+    assert_eq!(m.pair("idauth_poll_success", "NG", "BVN", ""), Some(1.0));
+    assert_eq!(
+        m.pair("idauth_unrecognized_status_total", "NG", "BVN", ""),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.pair("idauth_success_rate_10m", "NG", "BVN", ""),
+        Some(1.0)
+    );
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn no_data_is_its_own_reason() {
+    let server = v2_server(FakeV2::new(&[])).await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("ZM", &["TPIN"])], "")).await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    assert_eq!(m.failures("ZM", "TPIN", "no_data"), 1.0);
+    assert_eq!(m.state("ZM", "TPIN"), "unknown");
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_provider_is_a_connect_failure() {
+    let ex = start(&config_yaml(
+        "http://127.0.0.1:1",
+        "v2",
+        &[("NG", &["BVN"])],
+        "  retries: 0\n",
+    ))
+    .await;
+    ex.ready().await;
+    assert_eq!(ex.metrics().await.failures("NG", "BVN", "connect"), 1.0);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn stale_data_turns_unknown_and_its_rates_disappear() {
+    let fake = FakeV2::new(&[("NG", "BVN", status_body("offline", "10%", "30%", CHECKED))]);
+    let server = v2_server(fake.clone()).await;
+    // Every second, data stale after 2 seconds.
+    let yaml = config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &["BVN"])],
+        "  retries: 0\n  max_data_age: 2s\n",
+    )
+    .replace(NEVER, "* * * * * *")
+    .replace("timeout: 2s", "timeout: 1s");
+    let ex = start(&yaml).await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    assert_eq!(m.state("NG", "BVN"), "offline");
+    assert_eq!(
+        m.pair("idauth_success_rate_10m", "NG", "BVN", ""),
+        Some(0.1)
+    );
+    let last_success = m
+        .pair(
+            "idauth_last_poll_success_timestamp_seconds",
+            "NG",
+            "BVN",
+            "",
+        )
+        .unwrap();
+
+    // The provider starts failing: what we knew stays shown until it is too old.
+    server.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(502))
+        .mount(&server)
+        .await;
+    let mut stale = None;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let m = ex.metrics().await;
+        if m.state("NG", "BVN") == "unknown" {
+            stale = Some(m);
+            break;
+        }
+        assert_eq!(
+            m.state("NG", "BVN"),
+            "offline",
+            "never shown as anything but what was known"
+        );
+    }
+    let m = stale.expect("state became unknown after max_data_age");
+    assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), None);
+    assert_eq!(m.pair("idauth_success_rate_1h", "NG", "BVN", ""), None);
+    // The timestamps keep telling how old the last good data is.
+    assert_eq!(
+        m.pair(
+            "idauth_last_poll_success_timestamp_seconds",
+            "NG",
+            "BVN",
+            ""
+        ),
+        Some(last_success)
+    );
+    assert_eq!(
+        m.pair("idauth_last_checked_timestamp_seconds", "NG", "BVN", ""),
+        Some(CHECKED_UNIX)
+    );
+    assert_eq!(m.pair("idauth_poll_success", "NG", "BVN", ""), Some(0.0));
+    assert!(m.failures("NG", "BVN", "http_5xx") >= 1.0);
+    ex.stop().await;
+}

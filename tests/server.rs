@@ -1,0 +1,300 @@
+//! The HTTP surface: health, readiness, landing page, status API, reload, shutdown, and
+//! the API key never showing anywhere.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use idauth_exporter::telemetry::{self, LogFormat, LogLevel};
+use serde_json::json;
+use wiremock::matchers::{body_partial_json, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const CHECKED: &str = "2026-11-26T09:50:04.596Z";
+
+async fn healthy_provider() -> MockServer {
+    let server = MockServer::start().await;
+    let fake = FakeV2::new(&[
+        ("NG", "BVN", status_body("online", "98%", "97%", CHECKED)),
+        (
+            "KE",
+            "NATIONAL_ID",
+            status_body("offline", "3%", "20%", CHECKED),
+        ),
+        (
+            "GH",
+            "GHANA_CARD",
+            status_body("interruption", "70%", "80%", CHECKED),
+        ),
+    ]);
+    Mock::given(method("POST"))
+        .respond_with(fake)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn ready_only_after_the_first_cycle_and_healthy_throughout() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(status_body("online", "99%", "99%", CHECKED))
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .mount(&server)
+        .await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "")).await;
+    assert_eq!(ex.get("/-/healthy").await.status(), 200);
+    assert_eq!(ex.get("/-/ready").await.status(), 503);
+    let m = ex.metrics().await;
+    assert_eq!(m.state("NG", "BVN"), "unknown", "no data yet is unknown");
+    ex.ready().await;
+    assert_eq!(ex.get("/-/healthy").await.status(), 200);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn landing_page_status_api_and_wrong_requests() {
+    let server = healthy_provider().await;
+    let ex = start(&config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &["BVN"]), ("KE", &["NATIONAL_ID"])],
+        "",
+    ))
+    .await;
+    ex.ready().await;
+
+    let page = ex.get("/").await;
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let page = page.text().await.unwrap();
+    assert!(page.contains("href=\"/metrics\""), "{page}");
+    assert!(
+        page.contains(
+            "<td>KE</td><td>NATIONAL_ID</td><td class=\"offline\">offline</td><td>3.0%</td>"
+        ),
+        "{page}"
+    );
+
+    let status: serde_json::Value = ex.get("/api/v1/status").await.json().await.unwrap();
+    assert_eq!(status["ready"], true);
+    let targets = status["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2);
+    assert_eq!(targets[0]["country"], "NG");
+    assert_eq!(targets[0]["state"], "online");
+    assert_eq!(targets[0]["observation"]["rate_10m"], 0.98);
+    assert_eq!(targets[1]["last_poll"]["success"], true);
+    assert_eq!(status["last_cycle"]["ok"], 2);
+
+    assert_eq!(ex.get("/nope").await.status(), 404);
+    let post = ex.http.post(ex.url("/metrics")).send().await.unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
+    assert_eq!(ex.get("/-/reload").await.status(), 405);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn reload_applies_a_good_file_and_keeps_running_on_a_bad_one() {
+    let server = healthy_provider().await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "")).await;
+    ex.ready().await;
+    assert_eq!(ex.metrics().await.get("idauth_targets"), Some(1.0));
+
+    // Add a pair: it is polled at once, and the old pair keeps its counts.
+    let two = config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &["BVN"]), ("GH", &["GHANA_CARD"])],
+        "",
+    );
+    std::fs::write(&ex.config_path, two).unwrap();
+    let resp = ex.http.post(ex.url("/-/reload")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut m = ex.metrics().await;
+    for _ in 0..50 {
+        if m.pair("idauth_poll_success", "GH", "GHANA_CARD", "")
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        m = ex.metrics().await;
+    }
+    assert_eq!(m.get("idauth_targets"), Some(2.0));
+    assert_eq!(m.state("GH", "GHANA_CARD"), "interruption");
+    assert_eq!(m.pair("idauth_polls_total", "NG", "BVN", ""), Some(1.0));
+    assert_eq!(m.get("idauth_config_last_reload_successful"), Some(1.0));
+
+    // A broken file: an error naming the line, and the running configuration stays.
+    let broken = config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &["BVN"])],
+        "  concurrency: 0\n",
+    );
+    std::fs::write(&ex.config_path, broken).unwrap();
+    let resp = ex.http.put(ex.url("/-/reload")).send().await.unwrap();
+    assert_eq!(resp.status(), 500);
+    let body = resp.text().await.unwrap();
+    assert!(
+        body.contains("config.yaml:") && body.contains("poll.concurrency"),
+        "{body}"
+    );
+    let m = ex.metrics().await;
+    assert_eq!(m.get("idauth_config_last_reload_successful"), Some(0.0));
+    assert_eq!(m.get("idauth_targets"), Some(2.0));
+    assert_eq!(m.state("GH", "GHANA_CARD"), "interruption");
+
+    // Removing a pair drops its series.
+    std::fs::write(
+        &ex.config_path,
+        config_yaml(&server.uri(), "v2", &[("GH", &["GHANA_CARD"])], ""),
+    )
+    .unwrap();
+    assert_eq!(
+        ex.http
+            .post(ex.url("/-/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let m = ex.metrics().await;
+    assert!(!m.text.contains("id_type=\"BVN\""), "{}", m.text);
+    assert_eq!(m.get("idauth_config_last_reload_successful"), Some(1.0));
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_is_prompt_even_with_a_poll_in_flight() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "")
+        .replace("timeout: 2s", "timeout: 30s");
+    let yaml = yaml.replace(NEVER, "0 0 * * * *");
+    let ex = start(&yaml).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let began = Instant::now();
+    ex.stop().await;
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        began.elapsed()
+    );
+}
+
+/// Collects log output in memory.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+async fn key_never_shows(api: &str, format: LogFormat) {
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(telemetry::subscriber(
+        LogLevel::Debug,
+        format,
+        capture.clone(),
+    ));
+
+    // A provider that echoes the key back in every error it can.
+    let server = MockServer::start().await;
+    let echo = json!({"error": format!("bad key {KEY}"), "code": "2205", "message": format!("key {KEY} refused")});
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"id_type": "BVN"})))
+        .respond_with(ResponseTemplate::new(401).set_body_json(&echo))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"id_type": "NIN_V2"})))
+        .respond_with(ResponseTemplate::new(500).set_body_string(format!("<html>{KEY}</html>")))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"id_type": "V_NIN"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(status_body(KEY, KEY, KEY, KEY)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/v3/token"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(&echo))
+        .mount(&server)
+        .await;
+    let yaml = config_yaml(
+        &server.uri(),
+        api,
+        &[("NG", &["BVN", "NIN_V2", "V_NIN"])],
+        "  retries: 1\n",
+    );
+    let ex = start(&yaml).await;
+    ex.ready().await;
+    let surfaces = [
+        ex.text("/metrics").await,
+        ex.text("/api/v1/status").await,
+        ex.text("/").await,
+    ];
+    std::fs::write(&ex.config_path, "smile_id: [").unwrap();
+    let reload = ex
+        .http
+        .post(ex.url("/-/reload"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let debug = [format!("{:?}", ex.app), format!("{:?}", ex.app.config())];
+    ex.stop().await;
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("poll failed"), "the capture works: {logs}");
+    assert!(surfaces[0].contains("idauth_poll_failures_total"));
+    for (what, text) in [
+        ("logs", &logs),
+        ("metrics", &surfaces[0]),
+        ("status", &surfaces[1]),
+        ("landing", &surfaces[2]),
+        ("reload", &reload),
+    ] {
+        assert!(!text.contains(KEY), "the key shows in the {what}:\n{text}");
+    }
+    assert!(debug[1].contains("Secret(<redacted>)"), "{}", debug[1]);
+    for d in debug {
+        assert!(!d.contains(KEY), "{d}");
+    }
+}
+
+#[tokio::test]
+async fn the_key_never_shows_v2_logfmt() {
+    key_never_shows("v2", LogFormat::Logfmt).await;
+}
+
+#[tokio::test]
+async fn the_key_never_shows_v3_json() {
+    key_never_shows("v3", LogFormat::Json).await;
+}
