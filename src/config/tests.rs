@@ -359,3 +359,43 @@ fn periods_of_common_schedules() {
     assert_eq!(p("0 */10 * * * *"), 600);
     assert_eq!(p("0 0 * * * *"), 3600);
 }
+
+/// `config.example.yaml` parses, and its commented catalogue lists exactly the documented pairs.
+#[test]
+fn the_example_file_parses_and_lists_every_documented_pair() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"))
+        .unwrap();
+    let text = text.replace(
+        "api_key_file: /run/secrets/smile_id_api_key",
+        "api_key_env: MY_KEY",
+    );
+    let l = parse_ok(&text);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    assert_eq!(
+        l.config.web.listen_address,
+        format!("0.0.0.0:{DEFAULT_PORT}")
+    );
+    assert_eq!(l.config.poll.schedule.as_str(), DEFAULT_SCHEDULE);
+
+    // Swap the active targets for the commented catalogue.
+    let (head, rest) = text.split_once("targets:\n").unwrap();
+    let (targets, tail) = rest.split_once("\nweb:").unwrap();
+    let catalogue: String = targets
+        .lines()
+        .filter_map(|l| l.strip_prefix("  # "))
+        .filter(|l| l.starts_with("- country") || l.starts_with("  id_types"))
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    let swapped = format!("{head}targets:\n{catalogue}\nweb:{tail}");
+    let pairs: Vec<(String, String)> = parse_ok(&swapped)
+        .config
+        .targets
+        .iter()
+        .map(|t| (t.country.to_string(), t.id_type.to_string()))
+        .collect();
+    let documented: Vec<(String, String)> = catalog::CURRENT
+        .iter()
+        .flat_map(|(c, types)| types.iter().map(move |t| (c.to_string(), t.to_string())))
+        .collect();
+    assert_eq!(pairs, documented);
+}
