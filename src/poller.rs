@@ -125,3 +125,119 @@ impl Poller {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::FutureExt;
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+    use crate::model::AuthorityState;
+
+    /// Answers after 100 ms, recording the most requests in flight and when each began.
+    #[derive(Default)]
+    struct Slow {
+        in_flight: AtomicUsize,
+        most: AtomicUsize,
+        starts: std::sync::Mutex<Vec<tokio::time::Instant>>,
+    }
+
+    impl IdStatusApi for Slow {
+        fn id_status<'a>(&'a self, _: &'a Target) -> BoxFuture<'a, Result<Observation, PollError>> {
+            async move {
+                self.starts
+                    .lock()
+                    .unwrap()
+                    .push(tokio::time::Instant::now());
+                let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok(Observation {
+                    state: AuthorityState::Online,
+                    unrecognized_status: None,
+                    rate_10m: Some(1.0),
+                    rate_1h: None,
+                    last_checked: None,
+                })
+            }
+            .boxed()
+        }
+    }
+
+    fn targets(n: usize) -> Vec<Target> {
+        let types = [
+            "BVN",
+            "NIN_V2",
+            "NIN_SLIP",
+            "V_NIN",
+            "BANK_ACCOUNT",
+            "PHONE_NUMBER",
+            "VOTER_ID",
+            "TIN",
+        ];
+        types[..n]
+            .iter()
+            .map(|t| Target::new("NG".parse().unwrap(), t.parse().unwrap()))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_is_bounded() {
+        let api = Arc::new(Slow::default());
+        let t = targets(8);
+        let store = Arc::new(Store::new(&t));
+        let poller = Poller::new(
+            api.clone(),
+            store,
+            Arc::new(Metrics::new("test")),
+            t,
+            3,
+            Duration::ZERO,
+        );
+        let record = poller.run_cycle(false).await;
+        assert_eq!((record.pairs, record.ok, record.failed), (8, 8, 0));
+        assert_eq!(api.most.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_are_spread_over_the_jitter_window() {
+        let api = Arc::new(Slow::default());
+        let t = targets(4);
+        let store = Arc::new(Store::new(&t));
+        let poller = Poller::new(
+            api.clone(),
+            store,
+            Arc::new(Metrics::new("test")),
+            t,
+            4,
+            Duration::from_secs(20),
+        );
+        let began = tokio::time::Instant::now();
+        poller.run_cycle(true).await;
+        let offsets: Vec<u64> = api
+            .starts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| (*s - began).as_secs())
+            .collect();
+        assert_eq!(offsets, [0, 5, 10, 15]);
+        // Without spreading (the start-up cycle) they all go at once.
+        let api = Arc::new(Slow::default());
+        let t = targets(4);
+        let poller = Poller::new(
+            api.clone(),
+            Arc::new(Store::new(&t)),
+            Arc::new(Metrics::new("test")),
+            t,
+            4,
+            Duration::from_secs(20),
+        );
+        let began = tokio::time::Instant::now();
+        poller.run_cycle(false).await;
+        assert!(api.starts.lock().unwrap().iter().all(|s| *s == began));
+    }
+}

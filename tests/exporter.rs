@@ -693,3 +693,32 @@ async fn stale_data_turns_unknown_and_its_rates_disappear() {
     assert!(m.failures("NG", "BVN", "http_5xx") >= 1.0);
     ex.stop().await;
 }
+
+#[tokio::test]
+async fn a_cycle_still_running_is_not_doubled() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(status_body("online", "99%", "99%", CHECKED))
+                .set_delay(Duration::from_millis(900)),
+        )
+        .mount(&server)
+        .await;
+    // Due every second, but a cycle of two pairs one at a time takes 1.8 s.
+    let yaml = config_yaml(
+        &server.uri(),
+        "v2",
+        &[("NG", &["BVN", "NIN_V2"])],
+        "  retries: 0\n  concurrency: 1\n  max_data_age: 1m\n",
+    )
+    .replace(NEVER, "* * * * * *")
+    .replace("timeout: 2s", "timeout: 1s");
+    let ex = start(&yaml).await;
+    tokio::time::sleep(Duration::from_millis(3400)).await;
+    let n = server.received_requests().await.unwrap().len();
+    ex.stop().await;
+    // One request at a time, 0.9 s each: at most 4 begin in 3.4 s. Overlapping cycles
+    // (one more every second) would have sent 6 or more.
+    assert!((2..=4).contains(&n), "{n} requests");
+}
