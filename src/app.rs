@@ -282,7 +282,7 @@ impl App {
         tracing::info!(address = %local, version = env!("CARGO_PKG_VERSION"), revision = REVISION, "listening");
         let app = self.clone();
         let handle = tokio::spawn(async move {
-            server::serve(listener, app.clone(), shutdown).await;
+            server::serve(listener, server::exporter(app.clone()), shutdown).await;
             if let Some(mut s) = app.scheduler.lock().await.take() {
                 s.shutdown().await;
             }

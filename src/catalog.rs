@@ -68,6 +68,29 @@ pub const OTHER: &[(&str, &[&str])] = &[
     ("ZA", &["BUSINESS_REGISTRATION"]),
 ];
 
+/// The English name of a country the reference table covers.
+pub fn country_name(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "CI" => "Côte d'Ivoire",
+        "GH" => "Ghana",
+        "KE" => "Kenya",
+        "NG" => "Nigeria",
+        "UG" => "Uganda",
+        "ZA" => "South Africa",
+        "ZM" => "Zambia",
+        "ZW" => "Zimbabwe",
+        _ => return None,
+    })
+}
+
+/// Whether the reference table lists any ID type for this country.
+pub fn has_country(country: &Country) -> bool {
+    CURRENT
+        .iter()
+        .chain(OTHER)
+        .any(|(c, _)| *c == country.as_str())
+}
+
 /// Whether the reference table lists this ID type for this country.
 pub fn is_known(country: &Country, id_type: &IdType) -> bool {
     CURRENT

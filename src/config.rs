@@ -271,17 +271,7 @@ pub fn parse(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map_or((0, 0), |l| (l.line() as u32, l.column() as u32));
-        ConfigError::Invalid {
-            file: file.to_owned(),
-            line,
-            column,
-            message: first_line(&e.without_snippet().to_string()),
-        }
-    })?;
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, &e))?;
     Validator {
         file,
         base_dir,
@@ -289,6 +279,29 @@ pub fn parse(
         warnings: Vec::new(),
     }
     .validate(raw)
+}
+
+/// A YAML parse error as a [`ConfigError`] naming the file, line and column.
+pub(crate) fn yaml_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
+    let (line, column) = e
+        .location()
+        .map_or((0, 0), |l| (l.line() as u32, l.column() as u32));
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        line,
+        column,
+        message: first_line(&e.without_snippet().to_string()),
+    }
+}
+
+/// A validation error at `at`.
+pub(crate) fn invalid(file: &str, at: &serde_saphyr::Location, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        line: at.line() as u32,
+        column: at.column() as u32,
+        message,
+    }
 }
 
 fn first_line(s: &str) -> String {
@@ -396,7 +409,7 @@ struct RawWeb {
 
 /// A duration written the humane way: `10s`, `30m`, `1h30m`.
 #[derive(Clone, Copy)]
-struct HumanDuration(Duration);
+pub(crate) struct HumanDuration(pub(crate) Duration);
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -418,12 +431,7 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn error<T>(&self, at: &serde_saphyr::Location, message: String) -> Result<T, ConfigError> {
-        Err(ConfigError::Invalid {
-            file: self.file.to_owned(),
-            line: at.line() as u32,
-            column: at.column() as u32,
-            message,
-        })
+        Err(invalid(self.file, at, message))
     }
 
     fn warn(&mut self, at: &serde_saphyr::Location, message: String) {

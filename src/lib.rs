@@ -30,6 +30,7 @@ pub mod scheduler;
 pub mod secret;
 pub mod server;
 pub mod signature;
+pub mod simulator;
 pub mod smileid;
 pub mod store;
 pub mod telemetry;

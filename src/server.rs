@@ -37,9 +37,21 @@ pub trait Routes: Send + Sync + 'static {
 /// How long in-flight requests get to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// Serves `routes` on `listener` until `shutdown` is cancelled, then lets in-flight
+/// Answers one request; shared by the exporter and the simulator.
+pub type Handler =
+    Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Full<Bytes>>> + Send + Sync>;
+
+/// The exporter's endpoints over `routes`.
+pub fn exporter(routes: Arc<dyn Routes>) -> Handler {
+    Arc::new(move |req| {
+        let routes = routes.clone();
+        Box::pin(async move { handle(&*routes, req).await })
+    })
+}
+
+/// Serves `handler` on `listener` until `shutdown` is cancelled, then lets in-flight
 /// requests finish for up to [`SHUTDOWN_GRACE`].
-pub async fn serve(listener: TcpListener, routes: Arc<dyn Routes>, shutdown: CancellationToken) {
+pub async fn serve(listener: TcpListener, handler: Handler, shutdown: CancellationToken) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -59,10 +71,10 @@ pub async fn serve(listener: TcpListener, routes: Arc<dyn Routes>, shutdown: Can
                 }
             },
         };
-        let routes = routes.clone();
+        let handler = handler.clone();
         let service = hyper::service::service_fn(move |req| {
-            let routes = routes.clone();
-            async move { Ok::<_, Infallible>(handle(&*routes, req).await) }
+            let answer = handler(req);
+            async move { Ok::<_, Infallible>(answer.await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -83,7 +95,8 @@ pub async fn serve(listener: TcpListener, routes: Arc<dyn Routes>, shutdown: Can
     }
 }
 
-fn text(
+/// A response with a body and its Content-Type.
+pub fn text(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
@@ -95,7 +108,8 @@ fn text(
     resp
 }
 
-fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+/// 405 with the methods that are allowed.
+pub fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
     let mut resp = text(
         StatusCode::METHOD_NOT_ALLOWED,
         "text/plain; charset=utf-8",
