@@ -9,20 +9,9 @@ fn main() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
-    let revision = std::env::var("IDAUTH_REVISION")
-        .ok()
-        .filter(|r| !r.is_empty())
-        .or_else(|| {
-            let out = Command::new("git")
-                .args(["rev-parse", "--short=12", "HEAD"])
-                .output()
-                .ok()?;
-            out.status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        });
-    println!(
-        "cargo:rustc-env=IDAUTH_REVISION={}",
-        revision.unwrap_or_else(|| "unknown".to_owned())
-    );
+    let revision = std::env::var("IDAUTH_REVISION").ok().filter(|r| !r.is_empty()).or_else(|| {
+        let out = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    });
+    println!("cargo:rustc-env=IDAUTH_REVISION={}", revision.unwrap_or_else(|| "unknown".to_owned()));
 }

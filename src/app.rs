@@ -66,7 +66,7 @@ struct Runtime {
 
 /// The running exporter.
 pub struct App {
-    config_path: PathBuf,
+    config_path: Option<PathBuf>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     runtime: RwLock<Arc<Runtime>>,
@@ -78,9 +78,7 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("config_path", &self.config_path)
-            .finish_non_exhaustive()
+        f.debug_struct("App").field("config_path", &self.config_path).finish_non_exhaustive()
     }
 }
 
@@ -91,17 +89,10 @@ fn log_warnings(loaded: &Loaded) {
 }
 
 pub(crate) fn build_transport(config: &Config) -> Result<Transport, AppError> {
-    Ok(Transport::new(
-        config.poll.timeout,
-        RetryPolicy::new(config.poll.retries),
-    )?)
+    Ok(Transport::new(config.poll.timeout, RetryPolicy::new(config.poll.retries))?)
 }
 
-fn build_poller(
-    config: &Config,
-    store: &Arc<Store>,
-    metrics: &Arc<Metrics>,
-) -> Result<Arc<Poller>, AppError> {
+fn build_poller(config: &Config, store: &Arc<Store>, metrics: &Arc<Metrics>) -> Result<Arc<Poller>, AppError> {
     let transport = build_transport(config)?;
     let api = smileid::client_for(&config.smile_id, transport);
     Ok(Arc::new(Poller::new(
@@ -116,7 +107,8 @@ fn build_poller(
 
 impl App {
     /// An exporter for a loaded configuration; nothing runs until [`App::start`].
-    pub fn new(config_path: &Path, loaded: Loaded) -> Result<Arc<App>, AppError> {
+    /// Without a `config_path` (the demo) there is nothing to reload.
+    pub fn new(config_path: Option<&Path>, loaded: Loaded) -> Result<Arc<App>, AppError> {
         log_warnings(&loaded);
         let config = loaded.config;
         let store = Arc::new(Store::new(&config.targets));
@@ -125,7 +117,7 @@ impl App {
         metrics.record_reload(true, Utc::now());
         let poller = build_poller(&config, &store, &metrics)?;
         Ok(Arc::new(App {
-            config_path: config_path.to_path_buf(),
+            config_path: config_path.map(Path::to_path_buf),
             store,
             metrics,
             runtime: RwLock::new(Arc::new(Runtime { config, poller })),
@@ -137,10 +129,7 @@ impl App {
     }
 
     fn runtime(&self) -> Arc<Runtime> {
-        self.runtime
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.runtime.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The configuration in force.
@@ -162,7 +151,10 @@ impl App {
     /// Reloads the configuration file; on failure the running configuration stays.
     pub async fn reload(&self) -> Result<(), String> {
         let _guard = self.reloading.lock().await;
-        let loaded = match config::load(&self.config_path) {
+        let Some(path) = &self.config_path else {
+            return Err("there is no configuration file to reload (demo mode)".to_owned());
+        };
+        let loaded = match config::load(path) {
             Ok(l) => l,
             Err(e) => {
                 self.metrics.record_reload(false, Utc::now());
@@ -192,24 +184,11 @@ impl App {
             tracing::warn!("web.listen_address changed; it takes effect at the next restart");
         }
         self.store.set_targets(&config.targets);
-        self.metrics
-            .set_targets(&old.config.targets, &config.targets);
-        let added: Vec<Target> = config
-            .targets
-            .iter()
-            .filter(|t| !old.config.targets.contains(t))
-            .cloned()
-            .collect();
-        *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Runtime {
-            config,
-            poller: poller.clone(),
-        });
+        self.metrics.set_targets(&old.config.targets, &config.targets);
+        let added: Vec<Target> = config.targets.iter().filter(|t| !old.config.targets.contains(t)).cloned().collect();
+        *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Runtime { config, poller: poller.clone() });
         self.metrics.record_reload(true, Utc::now());
-        tracing::info!(
-            pairs = poller.targets().len(),
-            added = added.len(),
-            "configuration reloaded"
-        );
+        tracing::info!(pairs = poller.targets().len(), added = added.len(), "configuration reloaded");
         // New pairs need not wait up to a whole period for their first data.
         if !added.is_empty() {
             tokio::spawn(async move {
@@ -226,10 +205,7 @@ impl App {
         listen_address: &str,
         shutdown: CancellationToken,
     ) -> Result<(SocketAddr, JoinHandle<()>), AppError> {
-        let bind_err = |source| AppError::Bind {
-            address: listen_address.to_owned(),
-            source,
-        };
+        let bind_err = |source| AppError::Bind { address: listen_address.to_owned(), source };
         let listener = TcpListener::bind(listen_address).await.map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
 
@@ -258,9 +234,7 @@ impl App {
         {
             let app = Arc::downgrade(self);
             let stop = shutdown.clone();
-            if let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            {
+            if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
                 tokio::spawn(async move {
                     loop {
                         tokio::select! {
@@ -305,7 +279,7 @@ pub async fn run_daemon(opts: DaemonOptions, shutdown: CancellationToken) -> Res
         })?,
         None => loaded.config.web.listen_address.clone(),
     };
-    let app = App::new(&opts.config_file, loaded)?;
+    let app = App::new(Some(&opts.config_file), loaded)?;
     let (_, handle) = app.start(&listen, shutdown).await?;
     let _ = handle.await;
     tracing::info!("stopped");
@@ -314,8 +288,7 @@ pub async fn run_daemon(opts: DaemonOptions, shutdown: CancellationToken) -> Res
 
 impl Routes for App {
     fn metrics(&self) -> String {
-        self.metrics
-            .render(&self.store, Utc::now(), self.max_data_age())
+        self.metrics.render(&self.store, Utc::now(), self.max_data_age())
     }
 
     fn is_ready(&self) -> bool {
@@ -363,11 +336,7 @@ impl Routes for App {
             let poll = match &s.last_poll {
                 None => "not yet".to_owned(),
                 Some(p) if p.success => format!("ok {}", ago(now, p.at)),
-                Some(p) => format!(
-                    "failed ({}) {}",
-                    p.reason.map_or("?", |r| r.as_str()),
-                    ago(now, p.at)
-                ),
+                Some(p) => format!("failed ({}) {}", p.reason.map_or("?", |r| r.as_str()), ago(now, p.at)),
             };
             let _ = writeln!(
                 rows,
@@ -376,10 +345,7 @@ impl Routes for App {
                 html_escape(t.id_type.as_str()),
                 percent(obs.and_then(|o| o.rate_10m)),
                 percent(obs.and_then(|o| o.rate_1h)),
-                s.observation
-                    .as_ref()
-                    .and_then(|o| o.last_checked)
-                    .map_or("-".to_owned(), |at| ago(now, at)),
+                s.observation.as_ref().and_then(|o| o.last_checked).map_or("-".to_owned(), |at| ago(now, at)),
                 html_escape(&poll),
             );
         }
@@ -395,11 +361,7 @@ impl Routes for App {
 pub fn ago(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
     let secs = (now - at).num_seconds();
     let d = std::time::Duration::from_secs(secs.unsigned_abs());
-    if secs >= 0 {
-        format!("{} ago", config::fmt_duration(d))
-    } else {
-        format!("in {}", config::fmt_duration(d))
-    }
+    if secs >= 0 { format!("{} ago", config::fmt_duration(d)) } else { format!("in {}", config::fmt_duration(d)) }
 }
 
 fn percent(r: Option<f64>) -> String {

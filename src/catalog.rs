@@ -6,42 +6,10 @@ use crate::model::{Country, IdType};
 /// Current KYC types per country, as the provider's reference table lists them.
 pub const CURRENT: &[(&str, &[&str])] = &[
     ("CI", &["NATIONAL_ID_NO_PHOTO", "RESIDENT_ID_NO_PHOTO"]),
-    (
-        "GH",
-        &["GHANA_CARD", "GHANA_CARD_NO_PHOTO", "PASSPORT", "VOTER_ID"],
-    ),
-    (
-        "KE",
-        &[
-            "ALIEN_CARD",
-            "KRA_PIN",
-            "NATIONAL_ID",
-            "NATIONAL_ID_NO_PHOTO",
-            "PASSPORT",
-            "TAX_INFORMATION",
-        ],
-    ),
-    (
-        "NG",
-        &[
-            "BANK_ACCOUNT",
-            "BVN",
-            "NIN_V2",
-            "NIN_SLIP",
-            "V_NIN",
-            "PHONE_NUMBER",
-            "VOTER_ID",
-        ],
-    ),
-    (
-        "ZA",
-        &[
-            "NATIONAL_ID",
-            "NATIONAL_ID_NO_PHOTO",
-            "PHONE_NUMBER",
-            "REFUGEE_ID",
-        ],
-    ),
+    ("GH", &["GHANA_CARD", "GHANA_CARD_NO_PHOTO", "PASSPORT", "VOTER_ID"]),
+    ("KE", &["ALIEN_CARD", "KRA_PIN", "NATIONAL_ID", "NATIONAL_ID_NO_PHOTO", "PASSPORT", "TAX_INFORMATION"]),
+    ("NG", &["BANK_ACCOUNT", "BVN", "NIN_V2", "NIN_SLIP", "V_NIN", "PHONE_NUMBER", "VOTER_ID"]),
+    ("ZA", &["NATIONAL_ID", "NATIONAL_ID_NO_PHOTO", "PHONE_NUMBER", "REFUGEE_ID"]),
     ("UG", &["NATIONAL_ID_NO_PHOTO"]),
     ("ZM", &["BANK_ACCOUNT", "TPIN"]),
     ("ZW", &["NATIONAL_ID_NO_PHOTO"]),
@@ -85,18 +53,12 @@ pub fn country_name(code: &str) -> Option<&'static str> {
 
 /// Whether the reference table lists any ID type for this country.
 pub fn has_country(country: &Country) -> bool {
-    CURRENT
-        .iter()
-        .chain(OTHER)
-        .any(|(c, _)| *c == country.as_str())
+    CURRENT.iter().chain(OTHER).any(|(c, _)| *c == country.as_str())
 }
 
 /// Whether the reference table lists this ID type for this country.
 pub fn is_known(country: &Country, id_type: &IdType) -> bool {
-    CURRENT
-        .iter()
-        .chain(OTHER)
-        .any(|(c, types)| *c == country.as_str() && types.contains(&id_type.as_str()))
+    CURRENT.iter().chain(OTHER).any(|(c, types)| *c == country.as_str() && types.contains(&id_type.as_str()))
 }
 
 #[cfg(test)]
@@ -112,9 +74,6 @@ mod tests {
                 assert!(is_known(&country, &id));
             }
         }
-        assert!(!is_known(
-            &"NG".parse().unwrap(),
-            &"GHANA_CARD".parse().unwrap()
-        ));
+        assert!(!is_known(&"NG".parse().unwrap(), &"GHANA_CARD".parse().unwrap()));
     }
 }

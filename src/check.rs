@@ -43,9 +43,7 @@ pub async fn run(config: &Config, only: Option<Target>) -> Result<Report, AppErr
             (t, result)
         }
     });
-    Ok(Report {
-        rows: join_all(polls).await,
-    })
+    Ok(Report { rows: join_all(polls).await })
 }
 
 impl Report {
@@ -53,11 +51,7 @@ impl Report {
     pub fn exit_code(&self) -> u8 {
         if self.rows.iter().any(|(_, r)| r.is_err()) {
             ERROR
-        } else if self
-            .rows
-            .iter()
-            .all(|(_, r)| matches!(r, Ok(o) if o.state == AuthorityState::Online))
-        {
+        } else if self.rows.iter().all(|(_, r)| matches!(r, Ok(o) if o.state == AuthorityState::Online)) {
             ALL_ONLINE
         } else {
             NOT_ALL_ONLINE
@@ -75,9 +69,7 @@ impl Report {
                     o.state.to_string(),
                     percent(o.rate_10m),
                     percent(o.rate_1h),
-                    o.last_checked.map_or("-".to_owned(), |at| {
-                        at.format("%Y-%m-%d %H:%M:%SZ").to_string()
-                    }),
+                    o.last_checked.map_or("-".to_owned(), |at| at.format("%Y-%m-%d %H:%M:%SZ").to_string()),
                     o.last_checked.map_or("-".to_owned(), |at| ago(now, at)),
                 ],
                 Err(e) => vec![t.to_string(), format!("poll failed ({}): {e}", e.reason())],
@@ -134,9 +126,7 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_worst_row() {
-        let online = Report {
-            rows: vec![(t("NG", "BVN"), Ok(o(AuthorityState::Online)))],
-        };
+        let online = Report { rows: vec![(t("NG", "BVN"), Ok(o(AuthorityState::Online)))] };
         assert_eq!(online.exit_code(), ALL_ONLINE);
         let degraded = Report {
             rows: vec![
@@ -159,28 +149,14 @@ mod tests {
         let r = Report {
             rows: vec![
                 (t("NG", "BVN"), Ok(o(AuthorityState::Online))),
-                (
-                    t("KE", "NATIONAL_ID"),
-                    Err(PollError::Http {
-                        status: 503,
-                        message: "busy".into(),
-                    }),
-                ),
+                (t("KE", "NATIONAL_ID"), Err(PollError::Http { status: 503, message: "busy".into() })),
             ],
         };
         let s = r.render(Utc::now());
         let lines: Vec<&str> = s.lines().collect();
         assert!(lines[0].starts_with("PAIR            STATE"), "{s}");
-        assert!(
-            lines[1].contains("NG/BVN")
-                && lines[1].contains("online")
-                && lines[1].contains("95.5%"),
-            "{s}"
-        );
+        assert!(lines[1].contains("NG/BVN") && lines[1].contains("online") && lines[1].contains("95.5%"), "{s}");
         assert!(lines[1].ends_with("3m ago"), "{s}");
-        assert!(
-            lines[2].contains("poll failed (http_5xx): HTTP 503: busy"),
-            "{s}"
-        );
+        assert!(lines[2].contains("poll failed (http_5xx): HTTP 503: busy"), "{s}");
     }
 }

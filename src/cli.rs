@@ -6,12 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::telemetry::{LogFormat, LogLevel};
 
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (revision ",
-    env!("IDAUTH_REVISION"),
-    ")"
-);
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("IDAUTH_REVISION"), ")");
 
 /// idauth-exporter: the availability of government ID authorities behind Smile ID, for Prometheus.
 #[derive(Debug, Parser)]
@@ -26,16 +21,11 @@ idauth-exporter check --config.file=config.yaml NG BVN\n  idauth-exporter config
 )]
 pub struct Cli {
     /// Configuration file.
-    #[arg(
-        long = "config.file",
-        value_name = "PATH",
-        default_value = "idauth-exporter.yaml",
-        global = true
-    )]
+    #[arg(long = "config.file", value_name = "PATH", default_value = "idauth-exporter.yaml", global = true)]
     pub config_file: PathBuf,
 
     /// Address to listen on for the web interface and metrics, overriding web.listen_address.
-    #[arg(long = "web.listen-address", value_name = "ADDR")]
+    #[arg(long = "web.listen-address", value_name = "ADDR", global = true)]
     pub listen_address: Option<String>,
 
     /// Only log messages with the given severity or above.
@@ -62,12 +52,48 @@ pub enum Command {
         /// Only this ID type (with COUNTRY).
         id_type: Option<String>,
     },
+    /// Run a fake Smile ID API (v2, v3, /v1/services) playing a scenario.
+    Simulate(SimulateArgs),
+    /// Run the simulator and the exporter together: live metrics, no account needed.
+    Demo,
     /// Work with the configuration file.
     Config {
         /// What to do with it.
         #[command(subcommand)]
         action: ConfigCommand,
     },
+}
+
+/// `simulate` options.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Address to serve on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9878")]
+    pub listen: String,
+    /// Scenario file (YAML); the built-in scenario when absent.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// The partner ID the simulator accepts.
+    #[arg(long = "partner-id", value_name = "ID", default_value = "085")]
+    pub partner_id: String,
+    /// Environment variable holding the API key the simulator accepts.
+    #[arg(long = "api-key-env", value_name = "NAME", default_value = "SMILE_ID_API_KEY")]
+    pub api_key_env: String,
+    /// The environment the simulated key belongs to.
+    #[arg(long, value_enum, default_value_t = SimEnvironment::Production)]
+    pub environment: SimEnvironment,
+    /// Simulated time runs N times faster than real time (60: a 10-minute window every 10 s).
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    pub speed: f64,
+}
+
+/// `--environment` of the simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimEnvironment {
+    /// Production keys.
+    Production,
+    /// Sandbox keys.
+    Sandbox,
 }
 
 /// `config` subcommands.
@@ -101,38 +127,16 @@ mod tests {
 
     #[test]
     fn subcommands_take_the_config_flag_after_them() {
-        let cli = Cli::try_parse_from([
-            "idauth-exporter",
-            "check",
-            "--config.file=c.yaml",
-            "NG",
-            "BVN",
-        ])
-        .unwrap();
+        let cli = Cli::try_parse_from(["idauth-exporter", "check", "--config.file=c.yaml", "NG", "BVN"]).unwrap();
         assert_eq!(cli.config_file, PathBuf::from("c.yaml"));
         match cli.command {
             Some(Command::Check { country, id_type }) => {
-                assert_eq!(
-                    (country.as_deref(), id_type.as_deref()),
-                    (Some("NG"), Some("BVN"))
-                );
+                assert_eq!((country.as_deref(), id_type.as_deref()), (Some("NG"), Some("BVN")));
             }
             other => panic!("{other:?}"),
         }
-        let cli = Cli::try_parse_from([
-            "idauth-exporter",
-            "config",
-            "check",
-            "--config.file",
-            "c.yaml",
-        ])
-        .unwrap();
-        assert!(matches!(
-            cli.command,
-            Some(Command::Config {
-                action: ConfigCommand::Check
-            })
-        ));
+        let cli = Cli::try_parse_from(["idauth-exporter", "config", "check", "--config.file", "c.yaml"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Config { action: ConfigCommand::Check })));
         assert!(Cli::try_parse_from(["idauth-exporter", "check", "NG"]).is_err());
         assert!(Cli::try_parse_from(["idauth-exporter", "--log.format=text"]).is_err());
     }

@@ -133,15 +133,9 @@ impl Schedule {
             .parse(text)
             .map_err(|e| format!("{text:?} is not a valid cron schedule with seconds ({e}); expected six fields such as {DEFAULT_SCHEDULE:?}"))?;
         let period = shortest_gap(&cron).ok_or_else(|| {
-            format!(
-                "{text:?} never fires; expected a repeating schedule such as {DEFAULT_SCHEDULE:?}"
-            )
+            format!("{text:?} never fires; expected a repeating schedule such as {DEFAULT_SCHEDULE:?}")
         })?;
-        Ok(Schedule {
-            text: text.to_owned(),
-            cron,
-            period,
-        })
+        Ok(Schedule { text: text.to_owned(), cron, period })
     }
 
     /// The expression as written.
@@ -181,10 +175,7 @@ fn shortest_gap(cron: &Cron) -> Option<Duration> {
         prev = next;
     }
     // A schedule that fires once in the sample repeats at most yearly.
-    Some(
-        best.and_then(|b| b.to_std().ok())
-            .unwrap_or(Duration::from_secs(366 * 86400)),
-    )
+    Some(best.and_then(|b| b.to_std().ok()).unwrap_or(Duration::from_secs(366 * 86400)))
 }
 
 /// The HTTP server's settings.
@@ -209,11 +200,7 @@ pub struct ConfigWarning {
 
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: warning: {}",
-            self.file, self.line, self.column, self.message
-        )
+        write!(f, "{}:{}:{}: warning: {}", self.file, self.line, self.column, self.message)
     }
 }
 
@@ -253,14 +240,10 @@ pub struct Loaded {
 
 /// Reads, parses and validates a configuration file, reading secrets from the process environment.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        file: path.display().to_string(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { file: path.display().to_string(), source })?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse(&text, &path.display().to_string(), &base_dir, &|name| {
-        std::env::var(name).ok()
-    })
+    parse(&text, &path.display().to_string(), &base_dir, &|name| std::env::var(name).ok())
 }
 
 /// Parses and validates configuration text. `env` looks up environment variables and
@@ -271,45 +254,36 @@ pub fn parse(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, &e))?;
-    Validator {
-        file,
-        base_dir,
-        env,
-        warnings: Vec::new(),
-    }
-    .validate(raw)
+    let raw: RawConfig = from_yaml(text, file)?;
+    Validator { file, base_dir, env, warnings: Vec::new() }.validate(raw)
 }
 
-/// A YAML parse error as a [`ConfigError`] naming the file, line and column.
-pub(crate) fn yaml_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
-    let (line, column) = e
-        .location()
-        .map_or((0, 0), |l| (l.line() as u32, l.column() as u32));
-    ConfigError::Invalid {
-        file: file.to_owned(),
-        line,
-        column,
-        message: first_line(&e.without_snippet().to_string()),
-    }
+/// Deserializes YAML; an error names the file, line, column and the key's path.
+pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
+    let mut path = String::new();
+    serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    })
+    .map_err(|e| {
+        let (line, column) = e.location().map_or((0, 0), |l| (l.line() as u32, l.column() as u32));
+        let message = first_line(&e.without_snippet().to_string());
+        // Location wrappers add a `value` step of their own; the reader wants the key.
+        let key = path.replace(".value", "");
+        let message = if key.is_empty() || key == "." { message } else { format!("{key}: {message}") };
+        ConfigError::Invalid { file: file.to_owned(), line, column, message }
+    })
 }
 
 /// A validation error at `at`.
 pub(crate) fn invalid(file: &str, at: &serde_saphyr::Location, message: String) -> ConfigError {
-    ConfigError::Invalid {
-        file: file.to_owned(),
-        line: at.line() as u32,
-        column: at.column() as u32,
-        message,
-    }
+    ConfigError::Invalid { file: file.to_owned(), line: at.line() as u32, column: at.column() as u32, message }
 }
 
 fn first_line(s: &str) -> String {
-    s.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-        .to_owned()
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
 }
 
 /// A span-carrying value, or its absence with the place of its parent.
@@ -365,14 +339,14 @@ impl<'de> Deserialize<'de> for PartnerId {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PartnerId, E> {
                 if v.is_empty() || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(E::custom(format!(
-                        "smile_id.partner_id: {v:?} is not a partner ID; expected a quoted string of digits such as \"085\""
+                        "{v:?} is not a partner ID; expected a quoted string of digits such as \"085\""
                     )));
                 }
                 Ok(PartnerId(v.to_owned()))
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PartnerId, E> {
                 Err(E::custom(format!(
-                    "smile_id.partner_id: write the partner ID as a quoted string (\"{v}\", or \"0{v}\" if it has a leading zero); YAML reads an unquoted number and drops leading zeros"
+                    "write the partner ID as a quoted string (\"{v}\", or \"0{v}\" if it has a leading zero); YAML reads an unquoted number and drops leading zeros"
                 )))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PartnerId, E> {
@@ -448,15 +422,7 @@ impl Validator<'_> {
         let poll = self.poll(raw.poll)?;
         let targets = self.targets(raw.targets)?;
         let web = self.web(raw.web)?;
-        Ok(Loaded {
-            config: Config {
-                smile_id,
-                poll,
-                targets,
-                web,
-            },
-            warnings: self.warnings,
-        })
+        Ok(Loaded { config: Config { smile_id, poll, targets, web }, warnings: self.warnings })
     }
 
     fn smile_id(&mut self, raw: At<RawSmileId>) -> Result<SmileIdConfig, ConfigError> {
@@ -464,12 +430,8 @@ impl Validator<'_> {
         let raw = raw.value;
         let sources = [
             raw.api_key.as_ref().map(|s| ("api_key", s.referenced)),
-            raw.api_key_file
-                .as_ref()
-                .map(|s| ("api_key_file", s.referenced)),
-            raw.api_key_env
-                .as_ref()
-                .map(|s| ("api_key_env", s.referenced)),
+            raw.api_key_file.as_ref().map(|s| ("api_key_file", s.referenced)),
+            raw.api_key_env.as_ref().map(|s| ("api_key_env", s.referenced)),
         ];
         let mut given: Vec<_> = sources.iter().flatten().collect();
         given.sort_by_key(|(_, at)| (at.line(), at.column()));
@@ -477,10 +439,7 @@ impl Validator<'_> {
             let names: Vec<_> = given.iter().map(|(n, _)| format!("smile_id.{n}")).collect();
             return self.error(
                 last,
-                format!(
-                    "{} are all set; expected exactly one source for the API key",
-                    names.join(" and ")
-                ),
+                format!("{} are all set; expected exactly one source for the API key", names.join(" and ")),
             );
         }
         let api_key = if let Some(inline) = raw.api_key {
@@ -496,7 +455,10 @@ impl Validator<'_> {
                 Err(e) => {
                     return self.error(
                         &path.referenced,
-                        format!("smile_id.api_key_file: cannot read {}: {e}; expected a readable file holding the API key", full.display()),
+                        format!(
+                            "smile_id.api_key_file: cannot read {}: {e}; expected a readable file holding the API key",
+                            full.display()
+                        ),
                     );
                 }
             }
@@ -522,23 +484,21 @@ impl Validator<'_> {
             }
         };
         if api_key.trim().is_empty() {
-            return self.error(
-                &section,
-                "smile_id: the API key is empty; expected a non-empty key".to_owned(),
-            );
+            return self.error(&section, "smile_id: the API key is empty; expected a non-empty key".to_owned());
         }
         let base_url = match raw.base_url {
             None => None,
             Some(url) => {
-                let parsed = reqwest::Url::parse(&url.value).ok().filter(|u| {
-                    matches!(u.scheme(), "http" | "https")
-                        && u.host().is_some()
-                        && u.query().is_none()
-                });
+                let parsed = reqwest::Url::parse(&url.value)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.query().is_none());
                 if parsed.is_none() {
                     return self.error(
                         &url.referenced,
-                        format!("smile_id.base_url: {:?} is not a base URL; expected http(s)://host[:port][/path]", url.value),
+                        format!(
+                            "smile_id.base_url: {:?} is not a base URL; expected http(s)://host[:port][/path]",
+                            url.value
+                        ),
                     );
                 }
                 Some(url.value.trim_end_matches('/').to_owned())
@@ -563,23 +523,21 @@ impl Validator<'_> {
         };
         let period = schedule.period();
         let dur = |d: &Option<At<HumanDuration>>, default: u64| {
-            d.as_ref()
-                .map_or(Duration::from_secs(default), |d| d.value.0)
+            d.as_ref().map_or(Duration::from_secs(default), |d| d.value.0)
         };
         let timeout = dur(&raw.timeout, 10);
         if let Some(t) = &raw.timeout {
             if timeout.is_zero() {
-                return self.error(
-                    &t.referenced,
-                    "poll.timeout: must be longer than zero".to_owned(),
-                );
+                return self.error(&t.referenced, "poll.timeout: must be longer than zero".to_owned());
             }
             if timeout > period {
                 return self.error(
                     &t.referenced,
                     format!(
                         "poll.timeout: {} is longer than the schedule's period of {}; expected at most {}",
-                        fmt_duration(timeout), fmt_duration(period), fmt_duration(period)
+                        fmt_duration(timeout),
+                        fmt_duration(period),
+                        fmt_duration(period)
                     ),
                 );
             }
@@ -588,22 +546,14 @@ impl Validator<'_> {
         if let Some(r) = &raw.retries
             && r.value > 10
         {
-            return self.error(
-                &r.referenced,
-                format!("poll.retries: {} is too many; expected 0 to 10", r.value),
-            );
+            return self.error(&r.referenced, format!("poll.retries: {} is too many; expected 0 to 10", r.value));
         }
         let concurrency = match &raw.concurrency {
             None => 4,
             Some(c) if (1..=64).contains(&c.value) => c.value as usize,
             Some(c) => {
-                return self.error(
-                    &c.referenced,
-                    format!(
-                        "poll.concurrency: {} is out of range; expected 1 to 64",
-                        c.value
-                    ),
-                );
+                return self
+                    .error(&c.referenced, format!("poll.concurrency: {} is out of range; expected 1 to 64", c.value));
             }
         };
         let jitter = dur(&raw.jitter, 30);
@@ -632,22 +582,14 @@ impl Validator<'_> {
             }
             Some(m) => m.value.0,
         };
-        Ok(PollConfig {
-            schedule,
-            timeout,
-            retries,
-            concurrency,
-            jitter,
-            max_data_age,
-        })
+        Ok(PollConfig { schedule, timeout, retries, concurrency, jitter, max_data_age })
     }
 
     fn targets(&mut self, raw: At<Vec<RawTarget>>) -> Result<Vec<Target>, ConfigError> {
         if raw.value.is_empty() {
             return self.error(
                 &raw.referenced,
-                "targets: the list is empty; expected at least one country with id_types"
-                    .to_owned(),
+                "targets: the list is empty; expected at least one country with id_types".to_owned(),
             );
         }
         let mut seen = HashSet::new();
@@ -676,7 +618,10 @@ impl Validator<'_> {
                 if !catalog::is_known(&target.country, &target.id_type) {
                     self.warn(
                         &id.referenced,
-                        format!("targets: {} {} is not in Smile ID's documented list for {}; polling it anyway", target.country, target.id_type, target.country),
+                        format!(
+                            "targets: {} {} is not in Smile ID's documented list for {}; polling it anyway",
+                            target.country, target.id_type, target.country
+                        ),
                     );
                 }
                 targets.push(target);
@@ -708,8 +653,7 @@ pub fn normalize_listen_address(s: &str) -> Option<String> {
     port.parse::<u16>().ok()?;
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     let bracketed = host.starts_with('[') && host.ends_with(']');
-    if host.contains(':') && !bracketed || host.contains(char::is_whitespace) || host.contains('/')
-    {
+    if host.contains(':') && !bracketed || host.contains(char::is_whitespace) || host.contains('/') {
         return None;
     }
     Some(format!("{host}:{port}"))

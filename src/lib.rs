@@ -23,6 +23,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod metrics;
 pub mod model;
 pub mod poller;

@@ -4,18 +4,18 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use idauth_exporter::cli::{Cli, Command, ConfigCommand};
+use idauth_exporter::cli::{Cli, Command, ConfigCommand, SimEnvironment, SimulateArgs};
+use idauth_exporter::config::Environment;
 use idauth_exporter::model::Target;
-use idauth_exporter::{app, check, config, telemetry};
+use idauth_exporter::secret::Secret;
+use idauth_exporter::simulator::{Account, Scenario, Simulator, SystemClock};
+use idauth_exporter::{app, check, config, demo, server, telemetry};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -31,19 +31,32 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
-            Some(Command::Check {
-                ref country,
-                ref id_type,
-            }) => match run_check(&cli, country, id_type).await {
+            Some(Command::Check { ref country, ref id_type }) => match run_check(&cli, country, id_type).await {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::from(check::ERROR)
                 }
             },
-            Some(Command::Config {
-                action: ConfigCommand::Check,
-            }) => config_check(&cli),
+            Some(Command::Config { action: ConfigCommand::Check }) => config_check(&cli),
+            Some(Command::Simulate(ref args)) => match simulate(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Some(Command::Demo) => {
+                let shutdown = CancellationToken::new();
+                tokio::spawn(cancel_on_signal(shutdown.clone()));
+                match demo::run(cli.listen_address.as_deref(), shutdown).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!("idauth-exporter demo cannot run: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
         }
     })
 }
@@ -51,13 +64,8 @@ fn main() -> ExitCode {
 async fn daemon(cli: &Cli) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let opts = app::DaemonOptions {
-        config_file: cli.config_file.clone(),
-        listen_address: cli.listen_address.clone(),
-    };
-    app::run_daemon(opts, shutdown)
-        .await
-        .context("idauth-exporter cannot run")
+    let opts = app::DaemonOptions { config_file: cli.config_file.clone(), listen_address: cli.listen_address.clone() };
+    app::run_daemon(opts, shutdown).await.context("idauth-exporter cannot run")
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.
@@ -65,8 +73,8 @@ async fn cancel_on_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM can be handled");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM can be handled");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -78,20 +86,13 @@ async fn cancel_on_signal(token: CancellationToken) {
     token.cancel();
 }
 
-async fn run_check(
-    cli: &Cli,
-    country: &Option<String>,
-    id_type: &Option<String>,
-) -> anyhow::Result<u8> {
+async fn run_check(cli: &Cli, country: &Option<String>, id_type: &Option<String>) -> anyhow::Result<u8> {
     let loaded = config::load(&cli.config_file)?;
     for w in &loaded.warnings {
         eprintln!("{w}");
     }
     let only = match (country, id_type) {
-        (Some(c), Some(i)) => Some(Target::new(
-            c.to_uppercase().parse()?,
-            i.to_uppercase().parse()?,
-        )),
+        (Some(c), Some(i)) => Some(Target::new(c.to_uppercase().parse()?, i.to_uppercase().parse()?)),
         _ => None,
     };
     let report = check::run(&loaded.config, only).await?;
@@ -122,4 +123,43 @@ fn config_check(cli: &Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The key the simulator accepts when its environment variable is unset: it guards nothing.
+const SIMULATOR_DEFAULT_KEY: &str = "simulator-key";
+
+async fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
+    let scenario = match &args.scenario {
+        Some(path) => Scenario::load(path)?,
+        None => Scenario::builtin(),
+    };
+    anyhow::ensure!(args.speed.is_finite() && args.speed > 0.0, "--speed must be a positive number");
+    let api_key = match std::env::var(&args.api_key_env) {
+        Ok(k) if !k.is_empty() => k,
+        _ => {
+            tracing::warn!(variable = %args.api_key_env, "the API key variable is unset; accepting the built-in simulator key");
+            SIMULATOR_DEFAULT_KEY.to_owned()
+        }
+    };
+    let account = Account {
+        partner_id: args.partner_id.clone(),
+        api_key: Secret::new(api_key),
+        environment: match args.environment {
+            SimEnvironment::Production => Environment::Production,
+            SimEnvironment::Sandbox => Environment::Sandbox,
+        },
+    };
+    let pairs = scenario.pairs.len();
+    let sim = Simulator::new(scenario, account, args.speed, std::sync::Arc::new(SystemClock));
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // The first line of standard output says where, for scripts that start it on port 0.
+    println!("simulator listening on http://{addr}");
+    tracing::info!(address = %addr, pairs, speed = args.speed, "simulator listening");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    server::serve(listener, sim.handler(), shutdown).await;
+    Ok(())
 }

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::model::{AuthorityState, Observation, Target};
@@ -64,9 +63,7 @@ impl Metrics {
         );
         let rate_1h = pair_gauge(
             "idauth_success_rate_1h",
-            &format!(
-                "Share (0-1) of checks of the ID authority that succeeded in the provider's last hour. {CACHED}."
-            ),
+            &format!("Share (0-1) of checks of the ID authority that succeeded in the provider's last hour. {CACHED}."),
         );
         let state = GaugeVec::new(
             Opts::new(
@@ -78,9 +75,7 @@ impl Metrics {
         .expect("valid metric");
         let last_checked = pair_gauge(
             "idauth_last_checked_timestamp_seconds",
-            &format!(
-                "When the provider last checked the ID authority (its last_checked), in Unix seconds. {CACHED}."
-            ),
+            &format!("When the provider last checked the ID authority (its last_checked), in Unix seconds. {CACHED}."),
         );
         let poll_success = pair_gauge(
             "idauth_poll_success",
@@ -91,18 +86,12 @@ impl Metrics {
             "When a poll of this pair last succeeded, in Unix seconds.",
         );
         let polls = IntCounterVec::new(
-            Opts::new(
-                "idauth_polls_total",
-                "Polls of the provider made for this pair.",
-            ),
+            Opts::new("idauth_polls_total", "Polls of the provider made for this pair."),
             &["country", "id_type"],
         )
         .expect("valid metric");
         let failures = IntCounterVec::new(
-            Opts::new(
-                "idauth_poll_failures_total",
-                "Failed polls of the provider for this pair, by reason.",
-            ),
+            Opts::new("idauth_poll_failures_total", "Failed polls of the provider for this pair, by reason."),
             &["country", "id_type", "reason"],
         )
         .expect("valid metric");
@@ -115,11 +104,8 @@ impl Metrics {
         )
         .expect("valid metric");
         let poll_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "idauth_poll_duration_seconds",
-                "Duration of one provider request, retries included.",
-            )
-            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            HistogramOpts::new("idauth_poll_duration_seconds", "Duration of one provider request, retries included.")
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
         )
         .expect("valid metric");
         let cycle_last_run = Gauge::new(
@@ -127,8 +113,7 @@ impl Metrics {
             "When the last poll cycle finished, in Unix seconds: the scheduler's heartbeat.",
         )
         .expect("valid metric");
-        let targets = IntGauge::new("idauth_targets", "Configured (country, id_type) pairs.")
-            .expect("valid metric");
+        let targets = IntGauge::new("idauth_targets", "Configured (country, id_type) pairs.").expect("valid metric");
         let reload_ok = Gauge::new(
             "idauth_config_last_reload_successful",
             "Whether the last configuration reload attempt was successful.",
@@ -147,9 +132,7 @@ impl Metrics {
             &["version", "revision"],
         )
         .expect("valid metric");
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), revision])
-            .set(1.0);
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), revision]).set(1.0);
 
         let registry = Registry::new();
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -216,24 +199,14 @@ impl Metrics {
     }
 
     /// Counts one finished poll.
-    pub fn record_poll(
-        &self,
-        target: &Target,
-        result: Result<&Observation, &PollError>,
-        took: Duration,
-    ) {
+    pub fn record_poll(&self, target: &Target, result: Result<&Observation, &PollError>, took: Duration) {
         let (c, i) = (target.country.as_str(), target.id_type.as_str());
         self.polls.with_label_values(&[c, i]).inc();
         self.poll_duration.observe(took.as_secs_f64());
         match result {
-            Ok(o) if o.unrecognized_status.is_some() => {
-                self.unrecognized.with_label_values(&[c, i]).inc()
-            }
+            Ok(o) if o.unrecognized_status.is_some() => self.unrecognized.with_label_values(&[c, i]).inc(),
             Ok(_) => {}
-            Err(e) => self
-                .failures
-                .with_label_values(&[c, i, e.reason().as_str()])
-                .inc(),
+            Err(e) => self.failures.with_label_values(&[c, i, e.reason().as_str()]).inc(),
         }
     }
 
@@ -267,9 +240,7 @@ impl Metrics {
             let (c, i) = (t.country.as_str(), t.id_type.as_str());
             let current = s.current_state(now, max_age);
             for st in AuthorityState::ALL {
-                self.state
-                    .with_label_values(&[c, i, st.as_str()])
-                    .set(if st == current { 1.0 } else { 0.0 });
+                self.state.with_label_values(&[c, i, st.as_str()]).set(if st == current { 1.0 } else { 0.0 });
             }
             if let Some(o) = &s.observation {
                 if s.is_fresh(now, max_age) {
@@ -285,14 +256,10 @@ impl Metrics {
                 }
             }
             if let Some(p) = &s.last_poll {
-                self.poll_success
-                    .with_label_values(&[c, i])
-                    .set(if p.success { 1.0 } else { 0.0 });
+                self.poll_success.with_label_values(&[c, i]).set(if p.success { 1.0 } else { 0.0 });
             }
             if let Some(at) = s.last_success {
-                self.last_poll_success
-                    .with_label_values(&[c, i])
-                    .set(unix(at));
+                self.last_poll_success.with_label_values(&[c, i]).set(unix(at));
             }
         }
         let mut out = Vec::new();

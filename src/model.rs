@@ -23,14 +23,10 @@ pub struct Country([u8; 2]);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     /// Not two upper-case letters assigned by ISO 3166-1.
-    #[error(
-        "{0:?} is not an ISO 3166-1 alpha-2 country code (expected two upper-case letters such as NG)"
-    )]
+    #[error("{0:?} is not an ISO 3166-1 alpha-2 country code (expected two upper-case letters such as NG)")]
     Country(String),
     /// Not an upper-case identifier.
-    #[error(
-        "{0:?} is not an ID type (expected upper-case letters, digits and underscores, such as BVN)"
-    )]
+    #[error("{0:?} is not an ID type (expected upper-case letters, digits and underscores, such as BVN)")]
     IdType(String),
 }
 
@@ -49,11 +45,7 @@ impl FromStr for Country {
         let assigned = b.len() == 2
             && b.iter().all(u8::is_ascii_uppercase)
             && ISO_3166_ALPHA2.as_bytes().chunks(2).any(|c| c == b);
-        if assigned {
-            Ok(Country([b[0], b[1]]))
-        } else {
-            Err(DomainError::Country(s.chars().take(40).collect()))
-        }
+        if assigned { Ok(Country([b[0], b[1]])) } else { Err(DomainError::Country(s.chars().take(40).collect())) }
     }
 }
 
@@ -73,13 +65,8 @@ impl FromStr for IdType {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let ok = (1..=64).contains(&s.len())
             && s.as_bytes()[0].is_ascii_uppercase()
-            && s.bytes()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_');
-        if ok {
-            Ok(IdType(s.to_owned()))
-        } else {
-            Err(DomainError::IdType(s.chars().take(70).collect()))
-        }
+            && s.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_');
+        if ok { Ok(IdType(s.to_owned())) } else { Err(DomainError::IdType(s.chars().take(70).collect())) }
     }
 }
 
@@ -155,12 +142,8 @@ pub enum AuthorityState {
 
 impl AuthorityState {
     /// Every state, in the order the `state` label lists them.
-    pub const ALL: [AuthorityState; 4] = [
-        AuthorityState::Online,
-        AuthorityState::Interruption,
-        AuthorityState::Offline,
-        AuthorityState::Unknown,
-    ];
+    pub const ALL: [AuthorityState; 4] =
+        [AuthorityState::Online, AuthorityState::Interruption, AuthorityState::Offline, AuthorityState::Unknown];
 
     /// The `state` label value.
     pub fn as_str(self) -> &'static str {
@@ -227,11 +210,7 @@ pub fn parse_rate(raw: &str) -> Option<f64> {
     let s = raw.trim();
     let s = s.strip_suffix('%').unwrap_or(s).trim_end();
     let percent: f64 = s.parse().ok()?;
-    if percent.is_finite() && (0.0..=100.0).contains(&percent) {
-        Some(percent / 100.0)
-    } else {
-        None
-    }
+    if percent.is_finite() && (0.0..=100.0).contains(&percent) { Some(percent / 100.0) } else { None }
 }
 
 #[cfg(test)]
@@ -282,22 +261,10 @@ mod tests {
 
     #[test]
     fn provider_statuses_map_and_unknown_survives() {
-        assert_eq!(
-            AuthorityState::from_provider("online"),
-            AuthorityState::Online
-        );
-        assert_eq!(
-            AuthorityState::from_provider("Offline"),
-            AuthorityState::Offline
-        );
-        assert_eq!(
-            AuthorityState::from_provider("interruption"),
-            AuthorityState::Interruption
-        );
-        assert_eq!(
-            AuthorityState::from_provider("maintenance"),
-            AuthorityState::Unknown
-        );
+        assert_eq!(AuthorityState::from_provider("online"), AuthorityState::Online);
+        assert_eq!(AuthorityState::from_provider("Offline"), AuthorityState::Offline);
+        assert_eq!(AuthorityState::from_provider("interruption"), AuthorityState::Interruption);
+        assert_eq!(AuthorityState::from_provider("maintenance"), AuthorityState::Unknown);
         assert_eq!(AuthorityState::from_provider(""), AuthorityState::Unknown);
     }
 

@@ -24,9 +24,7 @@ pub struct Poller {
 
 impl std::fmt::Debug for Poller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Poller")
-            .field("targets", &self.targets)
-            .finish_non_exhaustive()
+        f.debug_struct("Poller").field("targets", &self.targets).finish_non_exhaustive()
     }
 }
 
@@ -40,14 +38,7 @@ impl Poller {
         concurrency: usize,
         jitter: Duration,
     ) -> Poller {
-        Poller {
-            api,
-            store,
-            metrics,
-            targets,
-            concurrency: concurrency.max(1),
-            jitter,
-        }
+        Poller { api, store, metrics, targets, concurrency: concurrency.max(1), jitter }
     }
 
     /// The targets this poller polls.
@@ -64,30 +55,18 @@ impl Poller {
         let permits = Semaphore::new(self.concurrency);
         let n = self.targets.len().max(1) as u32;
         let polls = self.targets.iter().enumerate().map(|(i, target)| {
-            let delay = if spread {
-                self.jitter * i as u32 / n
-            } else {
-                Duration::ZERO
-            };
+            let delay = if spread { self.jitter * i as u32 / n } else { Duration::ZERO };
             let permits = &permits;
             async move {
                 tokio::time::sleep(delay).await;
-                let _permit = permits
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed");
+                let _permit = permits.acquire().await.expect("the semaphore is never closed");
                 self.poll_one(target).await.is_ok()
             }
         });
         let results = join_all(polls).await;
         let ok = results.iter().filter(|ok| **ok).count();
-        let record = CycleRecord {
-            started,
-            finished: Utc::now(),
-            pairs: results.len(),
-            ok,
-            failed: results.len() - ok,
-        };
+        let record =
+            CycleRecord { started, finished: Utc::now(), pairs: results.len(), ok, failed: results.len() - ok };
         self.store.record_cycle(record.clone());
         self.metrics.record_cycle(record.finished);
         tracing::info!(
@@ -147,10 +126,7 @@ mod tests {
     impl IdStatusApi for Slow {
         fn id_status<'a>(&'a self, _: &'a Target) -> BoxFuture<'a, Result<Observation, PollError>> {
             async move {
-                self.starts
-                    .lock()
-                    .unwrap()
-                    .push(tokio::time::Instant::now());
+                self.starts.lock().unwrap().push(tokio::time::Instant::now());
                 let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 self.most.fetch_max(now, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -168,20 +144,8 @@ mod tests {
     }
 
     fn targets(n: usize) -> Vec<Target> {
-        let types = [
-            "BVN",
-            "NIN_V2",
-            "NIN_SLIP",
-            "V_NIN",
-            "BANK_ACCOUNT",
-            "PHONE_NUMBER",
-            "VOTER_ID",
-            "TIN",
-        ];
-        types[..n]
-            .iter()
-            .map(|t| Target::new("NG".parse().unwrap(), t.parse().unwrap()))
-            .collect()
+        let types = ["BVN", "NIN_V2", "NIN_SLIP", "V_NIN", "BANK_ACCOUNT", "PHONE_NUMBER", "VOTER_ID", "TIN"];
+        types[..n].iter().map(|t| Target::new("NG".parse().unwrap(), t.parse().unwrap())).collect()
     }
 
     #[tokio::test(start_paused = true)]
@@ -189,14 +153,7 @@ mod tests {
         let api = Arc::new(Slow::default());
         let t = targets(8);
         let store = Arc::new(Store::new(&t));
-        let poller = Poller::new(
-            api.clone(),
-            store,
-            Arc::new(Metrics::new("test")),
-            t,
-            3,
-            Duration::ZERO,
-        );
+        let poller = Poller::new(api.clone(), store, Arc::new(Metrics::new("test")), t, 3, Duration::ZERO);
         let record = poller.run_cycle(false).await;
         assert_eq!((record.pairs, record.ok, record.failed), (8, 8, 0));
         assert_eq!(api.most.load(Ordering::SeqCst), 3);
@@ -207,23 +164,10 @@ mod tests {
         let api = Arc::new(Slow::default());
         let t = targets(4);
         let store = Arc::new(Store::new(&t));
-        let poller = Poller::new(
-            api.clone(),
-            store,
-            Arc::new(Metrics::new("test")),
-            t,
-            4,
-            Duration::from_secs(20),
-        );
+        let poller = Poller::new(api.clone(), store, Arc::new(Metrics::new("test")), t, 4, Duration::from_secs(20));
         let began = tokio::time::Instant::now();
         poller.run_cycle(true).await;
-        let offsets: Vec<u64> = api
-            .starts
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|s| (*s - began).as_secs())
-            .collect();
+        let offsets: Vec<u64> = api.starts.lock().unwrap().iter().map(|s| (*s - began).as_secs()).collect();
         assert_eq!(offsets, [0, 5, 10, 15]);
         // Without spreading (the start-up cycle) they all go at once.
         let api = Arc::new(Slow::default());

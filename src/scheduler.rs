@@ -30,23 +30,11 @@ impl Scheduler {
     /// Starts running `task` on `schedule`. A tick that finds the previous run still
     /// going is skipped, with a warning, rather than doubling the load on the provider.
     /// `running` is held by whoever runs a cycle, the scheduler included.
-    pub async fn start(
-        schedule: &Schedule,
-        task: Task,
-        running: Arc<Mutex<()>>,
-    ) -> Result<Scheduler, SchedulerError> {
+    pub async fn start(schedule: &Schedule, task: Task, running: Arc<Mutex<()>>) -> Result<Scheduler, SchedulerError> {
         let inner = JobScheduler::new().await?;
-        let job = inner
-            .add(make_job(schedule, task.clone(), running.clone())?)
-            .await?;
+        let job = inner.add(make_job(schedule, task.clone(), running.clone())?).await?;
         inner.start().await?;
-        Ok(Scheduler {
-            inner,
-            job,
-            schedule: schedule.as_str().to_owned(),
-            task,
-            running,
-        })
+        Ok(Scheduler { inner, job, schedule: schedule.as_str().to_owned(), task, running })
     }
 
     /// Moves the job to a new schedule, when it differs.
@@ -54,10 +42,7 @@ impl Scheduler {
         if schedule.as_str() == self.schedule {
             return Ok(());
         }
-        let job = self
-            .inner
-            .add(make_job(schedule, self.task.clone(), self.running.clone())?)
-            .await?;
+        let job = self.inner.add(make_job(schedule, self.task.clone(), self.running.clone())?).await?;
         self.inner.remove(&self.job).await?;
         self.job = job;
         self.schedule = schedule.as_str().to_owned();
@@ -72,11 +57,7 @@ impl Scheduler {
     }
 }
 
-fn make_job(
-    schedule: &Schedule,
-    task: Task,
-    running: Arc<Mutex<()>>,
-) -> Result<Job, JobSchedulerError> {
+fn make_job(schedule: &Schedule, task: Task, running: Arc<Mutex<()>>) -> Result<Job, JobSchedulerError> {
     Job::new_async_tz(schedule.as_str(), chrono::Utc, move |_, _| {
         let task = task.clone();
         let running = running.clone();

@@ -38,8 +38,7 @@ pub trait Routes: Send + Sync + 'static {
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Answers one request; shared by the exporter and the simulator.
-pub type Handler =
-    Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Full<Bytes>>> + Send + Sync>;
+pub type Handler = Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Full<Bytes>>> + Send + Sync>;
 
 /// The exporter's endpoints over `routes`.
 pub fn exporter(routes: Arc<dyn Routes>) -> Handler {
@@ -53,10 +52,7 @@ pub fn exporter(routes: Arc<dyn Routes>) -> Handler {
 /// requests finish for up to [`SHUTDOWN_GRACE`].
 pub async fn serve(listener: TcpListener, handler: Handler, shutdown: CancellationToken) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -76,9 +72,7 @@ pub async fn serve(listener: TcpListener, handler: Handler, shutdown: Cancellati
             let answer = handler(req);
             async move { Ok::<_, Infallible>(answer.await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
+        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -87,36 +81,23 @@ pub async fn serve(listener: TcpListener, handler: Handler, shutdown: Cancellati
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
         tracing::debug!("in-flight requests cut short at shutdown");
     }
 }
 
 /// A response with a body and its Content-Type.
-pub fn text(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
+pub fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
 /// 405 with the methods that are allowed.
 pub fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = text(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "text/plain; charset=utf-8",
-        "Method Not Allowed\n",
-    );
-    resp.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
+    let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "Method Not Allowed\n");
+    resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
     resp
 }
 
@@ -130,35 +111,20 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<By
             if routes.is_ready() {
                 text(StatusCode::OK, plain, "Ready.\n")
             } else {
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    plain,
-                    "Not ready: the first poll cycle has not finished.\n",
-                )
+                text(StatusCode::SERVICE_UNAVAILABLE, plain, "Not ready: the first poll cycle has not finished.\n")
             }
         }
-        "/-/reload" if matches!(*req.method(), Method::POST | Method::PUT) => {
-            match routes.reload().await {
-                Ok(()) => text(StatusCode::OK, plain, "Reloaded.\n"),
-                Err(e) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    plain,
-                    format!("failed to reload config: {e}\n"),
-                ),
-            }
-        }
+        "/-/reload" if matches!(*req.method(), Method::POST | Method::PUT) => match routes.reload().await {
+            Ok(()) => text(StatusCode::OK, plain, "Reloaded.\n"),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, plain, format!("failed to reload config: {e}\n")),
+        },
         "/api/v1/status" if read => text(StatusCode::OK, "application/json", routes.status_json()),
-        "/" if read => text(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            landing_page(&routes.landing_rows()),
-        ),
+        "/" if read => text(StatusCode::OK, "text/html; charset=utf-8", landing_page(&routes.landing_rows())),
         "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/status" | "/" => not_allowed("GET, HEAD"),
         "/-/reload" => not_allowed("POST, PUT"),
         _ => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
     };
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 

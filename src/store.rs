@@ -45,8 +45,7 @@ fn reason_str<S: serde::Serializer>(r: &Option<FailureReason>, s: S) -> Result<S
 impl TargetStatus {
     /// Whether the last observation is recent enough to be shown as current.
     pub fn is_fresh(&self, now: DateTime<Utc>, max_age: Duration) -> bool {
-        self.last_success
-            .is_some_and(|t| (now - t).to_std().map_or(true, |age| age <= max_age))
+        self.last_success.is_some_and(|t| (now - t).to_std().map_or(true, |age| age <= max_age))
     }
 
     /// The state to show: the observed one while fresh, `Unknown` otherwise.
@@ -121,12 +120,7 @@ impl Store {
         if let Some(s) = inner.targets.get_mut(target) {
             s.observation = Some(observation);
             s.last_success = Some(at);
-            s.last_poll = Some(PollRecord {
-                at,
-                success: true,
-                reason: None,
-                error: None,
-            });
+            s.last_poll = Some(PollRecord { at, success: true, reason: None, error: None });
         }
     }
 
@@ -134,12 +128,8 @@ impl Store {
     pub fn record_failure(&self, target: &Target, error: &PollError, at: DateTime<Utc>) {
         let mut inner = self.write();
         if let Some(s) = inner.targets.get_mut(target) {
-            s.last_poll = Some(PollRecord {
-                at,
-                success: false,
-                reason: Some(error.reason()),
-                error: Some(error.to_string()),
-            });
+            s.last_poll =
+                Some(PollRecord { at, success: false, reason: Some(error.reason()), error: Some(error.to_string()) });
         }
     }
 
@@ -156,11 +146,7 @@ impl Store {
     /// Every watched target and its status, in configuration order.
     pub fn snapshot(&self) -> Vec<(Target, TargetStatus)> {
         let inner = self.read();
-        inner
-            .order
-            .iter()
-            .filter_map(|t| inner.targets.get(t).map(|s| (t.clone(), s.clone())))
-            .collect()
+        inner.order.iter().filter_map(|t| inner.targets.get(t).map(|s| (t.clone(), s.clone()))).collect()
     }
 }
 
@@ -188,10 +174,7 @@ mod tests {
         let store = Store::new(std::slice::from_ref(&t));
         let t0 = Utc::now();
         let max = Duration::from_secs(1800);
-        assert_eq!(
-            store.snapshot()[0].1.current_state(t0, max),
-            AuthorityState::Unknown
-        );
+        assert_eq!(store.snapshot()[0].1.current_state(t0, max), AuthorityState::Unknown);
 
         store.record_success(&t, online(), t0);
         let later = t0 + chrono::TimeDelta::minutes(10);
@@ -199,10 +182,7 @@ mod tests {
         let (_, s) = &store.snapshot()[0];
         assert_eq!(s.current_state(later, max), AuthorityState::Online);
         assert!(!s.last_poll.as_ref().unwrap().success);
-        assert_eq!(
-            s.last_poll.as_ref().unwrap().reason,
-            Some(FailureReason::Timeout)
-        );
+        assert_eq!(s.last_poll.as_ref().unwrap().reason, Some(FailureReason::Timeout));
 
         let stale = t0 + chrono::TimeDelta::minutes(31);
         assert!(!s.is_fresh(stale, max));
@@ -212,19 +192,12 @@ mod tests {
 
     #[test]
     fn set_targets_keeps_survivors_and_drops_the_rest() {
-        let (a, b, c) = (
-            target("NG", "BVN"),
-            target("KE", "NATIONAL_ID"),
-            target("GH", "GHANA_CARD"),
-        );
+        let (a, b, c) = (target("NG", "BVN"), target("KE", "NATIONAL_ID"), target("GH", "GHANA_CARD"));
         let store = Store::new(&[a.clone(), b.clone()]);
         store.record_success(&a, online(), Utc::now());
         store.set_targets(&[c.clone(), a.clone()]);
         let snap = store.snapshot();
-        assert_eq!(
-            snap.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(),
-            vec![c, a]
-        );
+        assert_eq!(snap.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(), vec![c, a]);
         assert!(snap[1].1.observation.is_some());
         assert!(snap[0].1.observation.is_none());
     }

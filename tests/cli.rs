@@ -11,11 +11,7 @@ use wiremock::{Mock, MockServer};
 const BIN: &str = env!("CARGO_BIN_EXE_idauth-exporter");
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("SMILE_ID_API_KEY")
-        .output()
-        .unwrap()
+    Command::new(BIN).args(args).env_remove("SMILE_ID_API_KEY").output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -27,26 +23,13 @@ fn help_and_version_read_well() {
     let help = run(&["--help"]);
     assert!(help.status.success());
     let text = stdout(&help);
-    for flag in [
-        "--config.file",
-        "--web.listen-address",
-        "--log.level",
-        "--log.format",
-        "check",
-        "config",
-    ] {
+    for flag in ["--config.file", "--web.listen-address", "--log.level", "--log.format", "check", "config"] {
         assert!(text.contains(flag), "{flag} missing from:\n{text}");
     }
     let version = run(&["--version"]);
     assert!(version.status.success());
     let v = stdout(&version);
-    assert!(
-        v.starts_with(&format!(
-            "idauth-exporter {} (revision ",
-            env!("CARGO_PKG_VERSION")
-        )),
-        "{v}"
-    );
+    assert!(v.starts_with(&format!("idauth-exporter {} (revision ", env!("CARGO_PKG_VERSION"))), "{v}");
     let bad = run(&["--log.format=xml"]);
     assert_eq!(bad.status.code(), Some(2));
 }
@@ -56,48 +39,23 @@ fn config_check_passes_a_good_file_and_names_the_line_of_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
     let good = dir.path().join("good.yaml");
-    std::fs::write(
-        &good,
-        config_yaml(
-            "http://127.0.0.1:1",
-            "v2",
-            &[("NG", &["BVN", "NIN_V2"])],
-            "",
-        ),
-    )
-    .unwrap();
-    let o = run(&[
-        "config",
-        "check",
-        &format!("--config.file={}", good.display()),
-    ]);
+    std::fs::write(&good, config_yaml("http://127.0.0.1:1", "v2", &[("NG", &["BVN", "NIN_V2"])], "")).unwrap();
+    let o = run(&["config", "check", &format!("--config.file={}", good.display())]);
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(stdout(&o).contains("SUCCESS: 2 pairs"), "{}", stdout(&o));
 
     let bad = dir.path().join("bad.yaml");
-    let text = config_yaml(
-        "http://127.0.0.1:1",
-        "v2",
-        &[("NG", &["BVN"]), ("XX", &["BVN"])],
-        "",
-    );
+    let text = config_yaml("http://127.0.0.1:1", "v2", &[("NG", &["BVN"]), ("XX", &["BVN"])], "");
     std::fs::write(&bad, &text).unwrap();
     let line = text.lines().position(|l| l.contains("XX")).unwrap() + 1;
     let o = run(&["config", "check", "--config.file", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
-    assert!(
-        out.contains(&format!("bad.yaml:{line}:")) && out.contains("ISO 3166-1"),
-        "{out}"
-    );
+    assert!(out.contains(&format!("bad.yaml:{line}:")) && out.contains("ISO 3166-1"), "{out}");
 
     let o = run(&["config", "check", "--config.file=/nonexistent.yaml"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stdout(&o).contains("/nonexistent.yaml: cannot read"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("/nonexistent.yaml: cannot read"), "{}", stdout(&o));
 }
 
 #[test]
@@ -105,51 +63,29 @@ fn the_daemon_refuses_a_bad_file_with_a_clear_error() {
     let o = run(&["--config.file=/nonexistent.yaml"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("level=error") && err.contains("/nonexistent.yaml"),
-        "{err}"
-    );
+    assert!(err.contains("level=error") && err.contains("/nonexistent.yaml"), "{err}");
 }
 
 async fn check_with(pairs: &[(&str, &str, serde_json::Value)], args: &[&str]) -> Output {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(FakeV2::new(pairs))
-        .mount(&server)
-        .await;
+    Mock::given(method("POST")).respond_with(FakeV2::new(pairs)).mount(&server).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api_key"), format!("{KEY}\n")).unwrap();
     let path = dir.path().join("c.yaml");
-    let yaml = config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN", "NIN_V2"])],
-        "  retries: 0\n",
-    );
+    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN", "NIN_V2"])], "  retries: 0\n");
     std::fs::write(&path, yaml).unwrap();
-    let mut all = vec![
-        "check".to_owned(),
-        format!("--config.file={}", path.display()),
-    ];
+    let mut all = vec!["check".to_owned(), format!("--config.file={}", path.display())];
     all.extend(args.iter().map(|s| s.to_string()));
-    tokio::task::spawn_blocking(move || Command::new(BIN).args(&all).output().unwrap())
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || Command::new(BIN).args(&all).output().unwrap()).await.unwrap()
 }
 
 #[tokio::test]
 async fn check_exits_0_when_all_are_online() {
-    let checked = chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
+    let checked = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     let o = check_with(
         &[
             ("NG", "BVN", status_body("online", "99%", "98%", &checked)),
-            (
-                "NG",
-                "NIN_V2",
-                status_body("online", "92%", "95%", &checked),
-            ),
+            ("NG", "NIN_V2", status_body("online", "92%", "95%", &checked)),
         ],
         &[],
     )
@@ -157,10 +93,7 @@ async fn check_exits_0_when_all_are_online() {
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.starts_with("PAIR"), "{out}");
-    assert!(
-        out.contains("NG/BVN") && out.contains("99.0%") && out.contains("98.0%"),
-        "{out}"
-    );
+    assert!(out.contains("NG/BVN") && out.contains("99.0%") && out.contains("98.0%"), "{out}");
     assert!(out.contains("NG/NIN_V2") && out.contains("92.0%"), "{out}");
 }
 
@@ -168,16 +101,8 @@ async fn check_exits_0_when_all_are_online() {
 async fn check_exits_1_when_one_is_not_online() {
     let o = check_with(
         &[
-            (
-                "NG",
-                "BVN",
-                status_body("online", "99%", "98%", "2026-11-26T09:50:04.596Z"),
-            ),
-            (
-                "NG",
-                "NIN_V2",
-                status_body("offline", "2%", "20%", "2026-11-26T09:50:04.596Z"),
-            ),
+            ("NG", "BVN", status_body("online", "99%", "98%", "2026-11-26T09:50:04.596Z")),
+            ("NG", "NIN_V2", status_body("offline", "2%", "20%", "2026-11-26T09:50:04.596Z")),
         ],
         &[],
     )
@@ -189,32 +114,14 @@ async fn check_exits_1_when_one_is_not_online() {
 #[tokio::test]
 async fn check_exits_2_when_a_poll_fails_and_can_check_one_pair() {
     // NIN_V2 has no data: the poll fails.
-    let o = check_with(
-        &[(
-            "NG",
-            "BVN",
-            status_body("online", "99%", "98%", "2026-11-26T09:50:04.596Z"),
-        )],
-        &[],
-    )
-    .await;
+    let o = check_with(&[("NG", "BVN", status_body("online", "99%", "98%", "2026-11-26T09:50:04.596Z"))], &[]).await;
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
-    assert!(
-        stdout(&o).contains("poll failed (no_data)"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("poll failed (no_data)"), "{}", stdout(&o));
 
     // Only the healthy pair, named on the command line (lower case is fine).
-    let o = check_with(
-        &[(
-            "NG",
-            "BVN",
-            status_body("online", "99%", "98%", "2026-11-26T09:50:04.596Z"),
-        )],
-        &["ng", "bvn"],
-    )
-    .await;
+    let o =
+        check_with(&[("NG", "BVN", status_body("online", "99%", "98%", "2026-11-26T09:50:04.596Z"))], &["ng", "bvn"])
+            .await;
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(!stdout(&o).contains("NIN_V2"));
 }

@@ -15,11 +15,7 @@ const CHECKED_UNIX: f64 = 1_795_686_604.596;
 
 async fn v2_server(fake: FakeV2) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v2/partner/id_status"))
-        .respond_with(fake)
-        .mount(&server)
-        .await;
+    Mock::given(method("POST")).and(path("/api/v2/partner/id_status")).respond_with(fake).mount(&server).await;
     server
 }
 
@@ -28,69 +24,32 @@ async fn v2_pairs_yield_exactly_the_provider_values() {
     let fake = FakeV2::new(&[
         ("NG", "BVN", status_body("online", "98%", "97.5%", CHECKED)),
         ("NG", "NIN_V2", status_body("offline", "0%", "16%", CHECKED)),
-        (
-            "KE",
-            "NATIONAL_ID",
-            status_body("interruption", "75%", "N/A", CHECKED),
-        ),
+        ("KE", "NATIONAL_ID", status_body("interruption", "75%", "N/A", CHECKED)),
     ]);
     let server = v2_server(fake).await;
-    let yaml = config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN", "NIN_V2"]), ("KE", &["NATIONAL_ID"])],
-        "",
-    );
+    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN", "NIN_V2"]), ("KE", &["NATIONAL_ID"])], "");
     let ex = start(&yaml).await;
     ex.ready().await;
 
     let resp = ex.get("/metrics").await;
-    assert_eq!(
-        resp.headers()["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
-    );
+    assert_eq!(resp.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
     let m = Metrics::parse(&resp.text().await.unwrap());
 
     assert_eq!(m.state("NG", "BVN"), "online");
     assert_eq!(m.state("NG", "NIN_V2"), "offline");
     assert_eq!(m.state("KE", "NATIONAL_ID"), "interruption");
-    assert_eq!(
-        m.pair("idauth_success_rate_10m", "NG", "BVN", ""),
-        Some(0.98)
-    );
-    assert_eq!(
-        m.pair("idauth_success_rate_1h", "NG", "BVN", ""),
-        Some(0.975)
-    );
-    assert_eq!(
-        m.pair("idauth_success_rate_10m", "NG", "NIN_V2", ""),
-        Some(0.0)
-    );
-    assert_eq!(
-        m.pair("idauth_success_rate_1h", "NG", "NIN_V2", ""),
-        Some(0.16)
-    );
-    assert_eq!(
-        m.pair("idauth_success_rate_10m", "KE", "NATIONAL_ID", ""),
-        Some(0.75)
-    );
+    assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), Some(0.98));
+    assert_eq!(m.pair("idauth_success_rate_1h", "NG", "BVN", ""), Some(0.975));
+    assert_eq!(m.pair("idauth_success_rate_10m", "NG", "NIN_V2", ""), Some(0.0));
+    assert_eq!(m.pair("idauth_success_rate_1h", "NG", "NIN_V2", ""), Some(0.16));
+    assert_eq!(m.pair("idauth_success_rate_10m", "KE", "NATIONAL_ID", ""), Some(0.75));
     // "N/A" is no rate at all, not a zero.
-    assert_eq!(
-        m.pair("idauth_success_rate_1h", "KE", "NATIONAL_ID", ""),
-        None
-    );
+    assert_eq!(m.pair("idauth_success_rate_1h", "KE", "NATIONAL_ID", ""), None);
     for (c, t) in [("NG", "BVN"), ("NG", "NIN_V2"), ("KE", "NATIONAL_ID")] {
-        assert_eq!(
-            m.pair("idauth_last_checked_timestamp_seconds", c, t, ""),
-            Some(CHECKED_UNIX)
-        );
+        assert_eq!(m.pair("idauth_last_checked_timestamp_seconds", c, t, ""), Some(CHECKED_UNIX));
         assert_eq!(m.pair("idauth_poll_success", c, t, ""), Some(1.0));
         assert_eq!(m.pair("idauth_polls_total", c, t, ""), Some(1.0));
-        assert!(
-            m.pair("idauth_last_poll_success_timestamp_seconds", c, t, "")
-                .unwrap()
-                > 1.7e9
-        );
+        assert!(m.pair("idauth_last_poll_success_timestamp_seconds", c, t, "").unwrap() > 1.7e9);
         for r in [
             "timeout",
             "connect",
@@ -106,17 +65,10 @@ async fn v2_pairs_yield_exactly_the_provider_values() {
     }
     assert_eq!(m.get("idauth_targets"), Some(3.0));
     assert_eq!(m.get("idauth_poll_duration_seconds_count"), Some(3.0));
-    assert!(
-        m.get("idauth_poll_cycle_last_run_timestamp_seconds")
-            .unwrap()
-            > 1.7e9
-    );
+    assert!(m.get("idauth_poll_cycle_last_run_timestamp_seconds").unwrap() > 1.7e9);
     assert_eq!(m.get("idauth_config_last_reload_successful"), Some(1.0));
     assert!(m.text.contains("idauth_exporter_build_info{revision="));
-    assert!(
-        m.text.contains("# HELP idauth_success_rate_10m")
-            && m.text.contains("Cached from the background poll")
-    );
+    assert!(m.text.contains("# HELP idauth_success_rate_10m") && m.text.contains("Cached from the background poll"));
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
     ex.stop().await;
 }
@@ -126,28 +78,14 @@ async fn a_wrong_signature_is_reported_as_unauthorized_not_offline() {
     let mut fake = FakeV2::new(&[("NG", "BVN", status_body("offline", "0%", "0%", CHECKED))]);
     fake.key = "a-different-key".to_owned();
     let server = v2_server(fake).await;
-    let ex = start(&config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN"])],
-        "  retries: 2\n",
-    ))
-    .await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 2\n")).await;
     ex.ready().await;
     let m = ex.metrics().await;
     assert_eq!(m.failures("NG", "BVN", "unauthorized"), 1.0);
     assert_eq!(m.state("NG", "BVN"), "unknown");
     assert_eq!(m.pair("idauth_poll_success", "NG", "BVN", ""), Some(0.0));
     assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), None);
-    assert_eq!(
-        m.pair(
-            "idauth_last_poll_success_timestamp_seconds",
-            "NG",
-            "BVN",
-            ""
-        ),
-        None
-    );
+    assert_eq!(m.pair("idauth_last_poll_success_timestamp_seconds", "NG", "BVN", ""), None);
     // Unauthorized is not transient: one request, no retries.
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     ex.stop().await;
@@ -155,19 +93,9 @@ async fn a_wrong_signature_is_reported_as_unauthorized_not_offline() {
 
 #[tokio::test]
 async fn v2_sends_the_documented_request() {
-    let fake = FakeV2::new(&[(
-        "GH",
-        "GHANA_CARD",
-        status_body("online", "100%", "100%", CHECKED),
-    )]);
+    let fake = FakeV2::new(&[("GH", "GHANA_CARD", status_body("online", "100%", "100%", CHECKED))]);
     let server = v2_server(fake).await;
-    let ex = start(&config_yaml(
-        &server.uri(),
-        "v2",
-        &[("GH", &["GHANA_CARD"])],
-        "",
-    ))
-    .await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("GH", &["GHANA_CARD"])], "")).await;
     ex.ready().await;
     let reqs = server.received_requests().await.unwrap();
     let body: serde_json::Value = serde_json::from_slice(&reqs[0].body).unwrap();
@@ -185,21 +113,10 @@ fn jwt(name: &str, exp_in: i64) -> String {
     use base64::Engine;
     let b64 = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
     let exp = chrono::Utc::now().timestamp() + exp_in;
-    format!(
-        "{}.{}.{}",
-        b64(r#"{"alg":"HS256"}"#.into()),
-        b64(format!(r#"{{"exp":{exp},"sub":"{name}"}}"#)),
-        name
-    )
+    format!("{}.{}.{}", b64(r#"{"alg":"HS256"}"#.into()), b64(format!(r#"{{"exp":{exp},"sub":"{name}"}}"#)), name)
 }
 
-async fn mount_v3_status(
-    server: &MockServer,
-    token: &str,
-    country: &str,
-    id_type: &str,
-    body: serde_json::Value,
-) {
+async fn mount_v3_status(server: &MockServer, token: &str, country: &str, id_type: &str, body: serde_json::Value) {
     Mock::given(method("GET"))
         .and(path("/v3/services/id_status"))
         .and(query_param("country", country))
@@ -222,41 +139,15 @@ async fn v3_fetches_one_token_and_reads_every_pair() {
         .expect(1)
         .mount(&server)
         .await;
-    mount_v3_status(
-        &server,
-        &token,
-        "NG",
-        "BVN",
-        status_body("online", "93%", "95%", CHECKED),
-    )
-    .await;
-    mount_v3_status(
-        &server,
-        &token,
-        "ZA",
-        "NATIONAL_ID",
-        status_body("offline", "12%", "40%", CHECKED),
-    )
-    .await;
-    let ex = start(&config_yaml(
-        &server.uri(),
-        "v3",
-        &[("NG", &["BVN"]), ("ZA", &["NATIONAL_ID"])],
-        "",
-    ))
-    .await;
+    mount_v3_status(&server, &token, "NG", "BVN", status_body("online", "93%", "95%", CHECKED)).await;
+    mount_v3_status(&server, &token, "ZA", "NATIONAL_ID", status_body("offline", "12%", "40%", CHECKED)).await;
+    let ex = start(&config_yaml(&server.uri(), "v3", &[("NG", &["BVN"]), ("ZA", &["NATIONAL_ID"])], "")).await;
     ex.ready().await;
     let m = ex.metrics().await;
     assert_eq!(m.state("NG", "BVN"), "online");
     assert_eq!(m.state("ZA", "NATIONAL_ID"), "offline");
-    assert_eq!(
-        m.pair("idauth_success_rate_10m", "ZA", "NATIONAL_ID", ""),
-        Some(0.12)
-    );
-    assert_eq!(
-        m.pair("idauth_success_rate_1h", "NG", "BVN", ""),
-        Some(0.95)
-    );
+    assert_eq!(m.pair("idauth_success_rate_10m", "ZA", "NATIONAL_ID", ""), Some(0.12));
+    assert_eq!(m.pair("idauth_success_rate_1h", "NG", "BVN", ""), Some(0.95));
     ex.stop().await;
     server.verify().await;
 }
@@ -282,19 +173,11 @@ async fn v3_fetches_a_new_token_once_on_401() {
         .and(path("/v3/services/id_status"))
         .and(header("SmileID-Token", old.as_str()))
         .respond_with(
-            ResponseTemplate::new(401)
-                .set_body_json(json!({"message": "Invalid token", "status": "Unauthorized"})),
+            ResponseTemplate::new(401).set_body_json(json!({"message": "Invalid token", "status": "Unauthorized"})),
         )
         .mount(&server)
         .await;
-    mount_v3_status(
-        &server,
-        &new,
-        "NG",
-        "BVN",
-        status_body("interruption", "60%", "80%", CHECKED),
-    )
-    .await;
+    mount_v3_status(&server, &new, "NG", "BVN", status_body("interruption", "60%", "80%", CHECKED)).await;
     let ex = start(&config_yaml(&server.uri(), "v3", &[("NG", &["BVN"])], "")).await;
     ex.ready().await;
     let m = ex.metrics().await;
@@ -335,21 +218,11 @@ async fn transient_5xx_is_retried_until_it_succeeds() {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .respond_with(FakeV2::new(&[(
-            "NG",
-            "BVN",
-            status_body("online", "99%", "99%", CHECKED),
-        )]))
+        .respond_with(FakeV2::new(&[("NG", "BVN", status_body("online", "99%", "99%", CHECKED))]))
         .with_priority(2)
         .mount(&server)
         .await;
-    let ex = start(&config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN"])],
-        "  retries: 2\n",
-    ))
-    .await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 2\n")).await;
     ex.ready().await;
     let m = ex.metrics().await;
     assert_eq!(m.state("NG", "BVN"), "online");
@@ -363,19 +236,10 @@ async fn transient_5xx_is_retried_until_it_succeeds() {
 async fn retries_give_up_and_count_the_reason() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(500)
-                .set_body_json(json!({"error": "System error", "code": "2201"})),
-        )
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": "System error", "code": "2201"})))
         .mount(&server)
         .await;
-    let ex = start(&config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN"])],
-        "  retries: 1\n",
-    ))
-    .await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 1\n")).await;
     ex.ready().await;
     let m = ex.metrics().await;
     assert_eq!(m.failures("NG", "BVN", "http_5xx"), 1.0);
@@ -398,30 +262,16 @@ async fn retry_after_is_honoured() {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .respond_with(FakeV2::new(&[(
-            "NG",
-            "BVN",
-            status_body("online", "99%", "99%", CHECKED),
-        )]))
+        .respond_with(FakeV2::new(&[("NG", "BVN", status_body("online", "99%", "99%", CHECKED))]))
         .with_priority(2)
         .mount(&server)
         .await;
     let began = Instant::now();
-    let ex = start(&config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN"])],
-        "  retries: 1\n",
-    ))
-    .await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 1\n")).await;
     ex.ready().await;
     let reqs = server.received_requests().await.unwrap();
     assert_eq!(reqs.len(), 2);
-    assert!(
-        began.elapsed() >= Duration::from_secs(2),
-        "waited {:?}",
-        began.elapsed()
-    );
+    assert!(began.elapsed() >= Duration::from_secs(2), "waited {:?}", began.elapsed());
     let m = ex.metrics().await;
     assert_eq!(m.state("NG", "BVN"), "online");
     assert_eq!(m.failures("NG", "BVN", "rate_limited"), 0.0);
@@ -435,18 +285,9 @@ async fn rate_limited_without_retries_left_is_counted() {
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
         .mount(&server)
         .await;
-    let ex = start(&config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN"])],
-        "  retries: 0\n",
-    ))
-    .await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 0\n")).await;
     ex.ready().await;
-    assert_eq!(
-        ex.metrics().await.failures("NG", "BVN", "rate_limited"),
-        1.0
-    );
+    assert_eq!(ex.metrics().await.failures("NG", "BVN", "rate_limited"), 1.0);
     ex.stop().await;
 }
 
@@ -461,16 +302,12 @@ async fn a_slow_answer_times_out() {
         )
         .mount(&server)
         .await;
-    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 0\n")
-        .replace("timeout: 2s", "timeout: 1s");
+    let yaml =
+        config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 0\n").replace("timeout: 2s", "timeout: 1s");
     let began = Instant::now();
     let ex = start(&yaml).await;
     ex.ready().await;
-    assert!(
-        began.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        began.elapsed()
-    );
+    assert!(began.elapsed() < Duration::from_secs(3), "{:?}", began.elapsed());
     let m = ex.metrics().await;
     assert_eq!(m.failures("NG", "BVN", "timeout"), 1.0);
     assert_eq!(m.state("NG", "BVN"), "unknown");
@@ -510,8 +347,7 @@ async fn dribbling_server() -> String {
 #[tokio::test]
 async fn a_slow_body_times_out() {
     let url = dribbling_server().await;
-    let yaml = config_yaml(&url, "v2", &[("NG", &["BVN"])], "  retries: 0\n")
-        .replace("timeout: 2s", "timeout: 1s");
+    let yaml = config_yaml(&url, "v2", &[("NG", &["BVN"])], "  retries: 0\n").replace("timeout: 2s", "timeout: 1s");
     let ex = start(&yaml).await;
     ex.ready().await;
     assert_eq!(ex.metrics().await.failures("NG", "BVN", "timeout"), 1.0);
@@ -522,46 +358,24 @@ async fn a_slow_body_times_out() {
 async fn unusable_answers_are_invalid_responses() {
     let server = MockServer::start().await;
     let cases: [(&str, ResponseTemplate); 5] = [
-        (
-            "BVN",
-            ResponseTemplate::new(200).set_body_string("{\"last_known_status\": \"onl"),
-        ),
-        (
-            "NIN_V2",
-            ResponseTemplate::new(200)
-                .set_body_raw("<html><body>Gateway</body></html>", "text/html"),
-        ),
-        (
-            "BANK_ACCOUNT",
-            ResponseTemplate::new(200).set_body_string(""),
-        ),
+        ("BVN", ResponseTemplate::new(200).set_body_string("{\"last_known_status\": \"onl")),
+        ("NIN_V2", ResponseTemplate::new(200).set_body_raw("<html><body>Gateway</body></html>", "text/html")),
+        ("BANK_ACCOUNT", ResponseTemplate::new(200).set_body_string("")),
         (
             "PHONE_NUMBER",
-            ResponseTemplate::new(200)
-                .set_body_string(format!("{{\"pad\":\"{}\"}}", "x".repeat(100 * 1024))),
+            ResponseTemplate::new(200).set_body_string(format!("{{\"pad\":\"{}\"}}", "x".repeat(100 * 1024))),
         ),
-        (
-            "VOTER_ID",
-            ResponseTemplate::new(302).insert_header("Location", "/api/v2/partner/id_status"),
-        ),
+        ("VOTER_ID", ResponseTemplate::new(302).insert_header("Location", "/api/v2/partner/id_status")),
     ];
     for (id_type, resp) in cases {
         Mock::given(method("POST"))
-            .and(wiremock::matchers::body_partial_json(
-                json!({"id_type": id_type}),
-            ))
+            .and(wiremock::matchers::body_partial_json(json!({"id_type": id_type})))
             .respond_with(resp)
             .mount(&server)
             .await;
     }
     let types = ["BVN", "NIN_V2", "BANK_ACCOUNT", "PHONE_NUMBER", "VOTER_ID"];
-    let ex = start(&config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &types)],
-        "  retries: 0\n",
-    ))
-    .await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &types)], "  retries: 0\n")).await;
     ex.ready().await;
     let m = ex.metrics().await;
     for t in types {
@@ -575,25 +389,15 @@ async fn unusable_answers_are_invalid_responses() {
 
 #[tokio::test]
 async fn an_unknown_status_is_unknown_and_counted() {
-    let fake = FakeV2::new(&[(
-        "NG",
-        "BVN",
-        status_body("maintenance", "100%", "98%", CHECKED),
-    )]);
+    let fake = FakeV2::new(&[("NG", "BVN", status_body("maintenance", "100%", "98%", CHECKED))]);
     let server = v2_server(fake).await;
     let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "")).await;
     ex.ready().await;
     let m = ex.metrics().await;
     assert_eq!(m.state("NG", "BVN"), "unknown");
     assert_eq!(m.pair("idauth_poll_success", "NG", "BVN", ""), Some(1.0));
-    assert_eq!(
-        m.pair("idauth_unrecognized_status_total", "NG", "BVN", ""),
-        Some(1.0)
-    );
-    assert_eq!(
-        m.pair("idauth_success_rate_10m", "NG", "BVN", ""),
-        Some(1.0)
-    );
+    assert_eq!(m.pair("idauth_unrecognized_status_total", "NG", "BVN", ""), Some(1.0));
+    assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), Some(1.0));
     ex.stop().await;
 }
 
@@ -610,13 +414,7 @@ async fn no_data_is_its_own_reason() {
 
 #[tokio::test]
 async fn a_dead_provider_is_a_connect_failure() {
-    let ex = start(&config_yaml(
-        "http://127.0.0.1:1",
-        "v2",
-        &[("NG", &["BVN"])],
-        "  retries: 0\n",
-    ))
-    .await;
+    let ex = start(&config_yaml("http://127.0.0.1:1", "v2", &[("NG", &["BVN"])], "  retries: 0\n")).await;
     ex.ready().await;
     assert_eq!(ex.metrics().await.failures("NG", "BVN", "connect"), 1.0);
     ex.stop().await;
@@ -627,37 +425,19 @@ async fn stale_data_turns_unknown_and_its_rates_disappear() {
     let fake = FakeV2::new(&[("NG", "BVN", status_body("offline", "10%", "30%", CHECKED))]);
     let server = v2_server(fake.clone()).await;
     // Every second, data stale after 2 seconds.
-    let yaml = config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN"])],
-        "  retries: 0\n  max_data_age: 2s\n",
-    )
-    .replace(NEVER, "* * * * * *")
-    .replace("timeout: 2s", "timeout: 1s");
+    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 0\n  max_data_age: 2s\n")
+        .replace(NEVER, "* * * * * *")
+        .replace("timeout: 2s", "timeout: 1s");
     let ex = start(&yaml).await;
     ex.ready().await;
     let m = ex.metrics().await;
     assert_eq!(m.state("NG", "BVN"), "offline");
-    assert_eq!(
-        m.pair("idauth_success_rate_10m", "NG", "BVN", ""),
-        Some(0.1)
-    );
-    let last_success = m
-        .pair(
-            "idauth_last_poll_success_timestamp_seconds",
-            "NG",
-            "BVN",
-            "",
-        )
-        .unwrap();
+    assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), Some(0.1));
+    let last_success = m.pair("idauth_last_poll_success_timestamp_seconds", "NG", "BVN", "").unwrap();
 
     // The provider starts failing: what we knew stays shown until it is too old.
     server.reset().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(502))
-        .mount(&server)
-        .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(502)).mount(&server).await;
     let mut stale = None;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -666,29 +446,14 @@ async fn stale_data_turns_unknown_and_its_rates_disappear() {
             stale = Some(m);
             break;
         }
-        assert_eq!(
-            m.state("NG", "BVN"),
-            "offline",
-            "never shown as anything but what was known"
-        );
+        assert_eq!(m.state("NG", "BVN"), "offline", "never shown as anything but what was known");
     }
     let m = stale.expect("state became unknown after max_data_age");
     assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), None);
     assert_eq!(m.pair("idauth_success_rate_1h", "NG", "BVN", ""), None);
     // The timestamps keep telling how old the last good data is.
-    assert_eq!(
-        m.pair(
-            "idauth_last_poll_success_timestamp_seconds",
-            "NG",
-            "BVN",
-            ""
-        ),
-        Some(last_success)
-    );
-    assert_eq!(
-        m.pair("idauth_last_checked_timestamp_seconds", "NG", "BVN", ""),
-        Some(CHECKED_UNIX)
-    );
+    assert_eq!(m.pair("idauth_last_poll_success_timestamp_seconds", "NG", "BVN", ""), Some(last_success));
+    assert_eq!(m.pair("idauth_last_checked_timestamp_seconds", "NG", "BVN", ""), Some(CHECKED_UNIX));
     assert_eq!(m.pair("idauth_poll_success", "NG", "BVN", ""), Some(0.0));
     assert!(m.failures("NG", "BVN", "http_5xx") >= 1.0);
     ex.stop().await;

@@ -14,27 +14,12 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 async fn promtool_finds_no_problem_in_metrics() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(wiremock::matchers::body_partial_json(
-            serde_json::json!({"id_type": "BVN"}),
-        ))
-        .respond_with(FakeV2::new(&[(
-            "NG",
-            "BVN",
-            status_body("online", "99%", "98%", "2026-11-26T09:50:04.596Z"),
-        )]))
+        .and(wiremock::matchers::body_partial_json(serde_json::json!({"id_type": "BVN"})))
+        .respond_with(FakeV2::new(&[("NG", "BVN", status_body("online", "99%", "98%", "2026-11-26T09:50:04.596Z"))]))
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&server)
-        .await;
-    let ex = start(&config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN", "NIN_V2"])],
-        "  retries: 0\n",
-    ))
-    .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN", "NIN_V2"])], "  retries: 0\n")).await;
     ex.ready().await;
     let text = ex.text("/metrics").await;
     ex.stop().await;
@@ -52,20 +37,8 @@ async fn promtool_finds_no_problem_in_metrics() {
             "promtool is needed for this test ({e}); install it with `apt-get install prometheus` (the README's test command does)"
         ),
     };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics:\n{report}\n{text}"
-    );
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}\n{text}");
 }

@@ -19,21 +19,10 @@ async fn healthy_provider() -> MockServer {
     let server = MockServer::start().await;
     let fake = FakeV2::new(&[
         ("NG", "BVN", status_body("online", "98%", "97%", CHECKED)),
-        (
-            "KE",
-            "NATIONAL_ID",
-            status_body("offline", "3%", "20%", CHECKED),
-        ),
-        (
-            "GH",
-            "GHANA_CARD",
-            status_body("interruption", "70%", "80%", CHECKED),
-        ),
+        ("KE", "NATIONAL_ID", status_body("offline", "3%", "20%", CHECKED)),
+        ("GH", "GHANA_CARD", status_body("interruption", "70%", "80%", CHECKED)),
     ]);
-    Mock::given(method("POST"))
-        .respond_with(fake)
-        .mount(&server)
-        .await;
+    Mock::given(method("POST")).respond_with(fake).mount(&server).await;
     server
 }
 
@@ -61,25 +50,14 @@ async fn ready_only_after_the_first_cycle_and_healthy_throughout() {
 #[tokio::test]
 async fn landing_page_status_api_and_wrong_requests() {
     let server = healthy_provider().await;
-    let ex = start(&config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN"]), ("KE", &["NATIONAL_ID"])],
-        "",
-    ))
-    .await;
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"]), ("KE", &["NATIONAL_ID"])], "")).await;
     ex.ready().await;
 
     let page = ex.get("/").await;
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     let page = page.text().await.unwrap();
     assert!(page.contains("href=\"/metrics\""), "{page}");
-    assert!(
-        page.contains(
-            "<td>KE</td><td>NATIONAL_ID</td><td class=\"offline\">offline</td><td>3.0%</td>"
-        ),
-        "{page}"
-    );
+    assert!(page.contains("<td>KE</td><td>NATIONAL_ID</td><td class=\"offline\">offline</td><td>3.0%</td>"), "{page}");
 
     let status: serde_json::Value = ex.get("/api/v1/status").await.json().await.unwrap();
     assert_eq!(status["ready"], true);
@@ -107,20 +85,13 @@ async fn reload_applies_a_good_file_and_keeps_running_on_a_bad_one() {
     assert_eq!(ex.metrics().await.get("idauth_targets"), Some(1.0));
 
     // Add a pair: it is polled at once, and the old pair keeps its counts.
-    let two = config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN"]), ("GH", &["GHANA_CARD"])],
-        "",
-    );
+    let two = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"]), ("GH", &["GHANA_CARD"])], "");
     std::fs::write(&ex.config_path, two).unwrap();
     let resp = ex.http.post(ex.url("/-/reload")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut m = ex.metrics().await;
     for _ in 0..50 {
-        if m.pair("idauth_poll_success", "GH", "GHANA_CARD", "")
-            .is_some()
-        {
+        if m.pair("idauth_poll_success", "GH", "GHANA_CARD", "").is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -132,40 +103,20 @@ async fn reload_applies_a_good_file_and_keeps_running_on_a_bad_one() {
     assert_eq!(m.get("idauth_config_last_reload_successful"), Some(1.0));
 
     // A broken file: an error naming the line, and the running configuration stays.
-    let broken = config_yaml(
-        &server.uri(),
-        "v2",
-        &[("NG", &["BVN"])],
-        "  concurrency: 0\n",
-    );
+    let broken = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  concurrency: 0\n");
     std::fs::write(&ex.config_path, broken).unwrap();
     let resp = ex.http.put(ex.url("/-/reload")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
     let body = resp.text().await.unwrap();
-    assert!(
-        body.contains("config.yaml:") && body.contains("poll.concurrency"),
-        "{body}"
-    );
+    assert!(body.contains("config.yaml:") && body.contains("poll.concurrency"), "{body}");
     let m = ex.metrics().await;
     assert_eq!(m.get("idauth_config_last_reload_successful"), Some(0.0));
     assert_eq!(m.get("idauth_targets"), Some(2.0));
     assert_eq!(m.state("GH", "GHANA_CARD"), "interruption");
 
     // Removing a pair drops its series.
-    std::fs::write(
-        &ex.config_path,
-        config_yaml(&server.uri(), "v2", &[("GH", &["GHANA_CARD"])], ""),
-    )
-    .unwrap();
-    assert_eq!(
-        ex.http
-            .post(ex.url("/-/reload"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    std::fs::write(&ex.config_path, config_yaml(&server.uri(), "v2", &[("GH", &["GHANA_CARD"])], "")).unwrap();
+    assert_eq!(ex.http.post(ex.url("/-/reload")).send().await.unwrap().status(), 200);
     let m = ex.metrics().await;
     assert!(!m.text.contains("id_type=\"BVN\""), "{}", m.text);
     assert_eq!(m.get("idauth_config_last_reload_successful"), Some(1.0));
@@ -179,18 +130,13 @@ async fn shutdown_is_prompt_even_with_a_poll_in_flight() {
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
         .mount(&server)
         .await;
-    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "")
-        .replace("timeout: 2s", "timeout: 30s");
+    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "").replace("timeout: 2s", "timeout: 30s");
     let yaml = yaml.replace(NEVER, "0 0 * * * *");
     let ex = start(&yaml).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let began = Instant::now();
     ex.stop().await;
-    assert!(
-        began.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        began.elapsed()
-    );
+    assert!(began.elapsed() < Duration::from_secs(3), "took {:?}", began.elapsed());
 }
 
 /// Collects log output in memory.
@@ -216,11 +162,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 
 async fn key_never_shows(api: &str, format: LogFormat) {
     let capture = Capture::default();
-    let _guard = tracing::subscriber::set_default(telemetry::subscriber(
-        LogLevel::Debug,
-        format,
-        capture.clone(),
-    ));
+    let _guard = tracing::subscriber::set_default(telemetry::subscriber(LogLevel::Debug, format, capture.clone()));
 
     // A provider that echoes the key back in every error it can.
     let server = MockServer::start().await;
@@ -245,29 +187,12 @@ async fn key_never_shows(api: &str, format: LogFormat) {
         .respond_with(ResponseTemplate::new(403).set_body_json(&echo))
         .mount(&server)
         .await;
-    let yaml = config_yaml(
-        &server.uri(),
-        api,
-        &[("NG", &["BVN", "NIN_V2", "V_NIN"])],
-        "  retries: 1\n",
-    );
+    let yaml = config_yaml(&server.uri(), api, &[("NG", &["BVN", "NIN_V2", "V_NIN"])], "  retries: 1\n");
     let ex = start(&yaml).await;
     ex.ready().await;
-    let surfaces = [
-        ex.text("/metrics").await,
-        ex.text("/api/v1/status").await,
-        ex.text("/").await,
-    ];
+    let surfaces = [ex.text("/metrics").await, ex.text("/api/v1/status").await, ex.text("/").await];
     std::fs::write(&ex.config_path, "smile_id: [").unwrap();
-    let reload = ex
-        .http
-        .post(ex.url("/-/reload"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let reload = ex.http.post(ex.url("/-/reload")).send().await.unwrap().text().await.unwrap();
     let debug = [format!("{:?}", ex.app), format!("{:?}", ex.app.config())];
     ex.stop().await;
 

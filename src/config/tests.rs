@@ -42,12 +42,7 @@ fn parse_ok(text: &str) -> Loaded {
 fn parse_err(text: &str) -> (u32, String) {
     match parse(text, "cfg.yaml", Path::new("."), &env) {
         Ok(_) => panic!("accepted:\n{text}"),
-        Err(ConfigError::Invalid {
-            file,
-            line,
-            message,
-            ..
-        }) => {
+        Err(ConfigError::Invalid { file, line, message, .. }) => {
             assert_eq!(file, "cfg.yaml");
             (line, message)
         }
@@ -73,33 +68,23 @@ fn the_documented_example_parses() {
     assert_eq!(c.smile_id.api_key.expose(), "k-from-env");
     assert_eq!(c.smile_id.environment, Environment::Sandbox);
     assert_eq!(c.smile_id.api, ApiFlavor::V3);
-    assert_eq!(
-        c.smile_id.effective_base_url(),
-        "https://testapi.smileidentity.com"
-    );
+    assert_eq!(c.smile_id.effective_base_url(), "https://testapi.smileidentity.com");
     assert_eq!(c.poll.timeout, Duration::from_secs(10));
     assert_eq!(c.poll.schedule.period(), Duration::from_secs(600));
     assert_eq!(c.poll.max_data_age, Duration::from_secs(1800));
     let pairs: Vec<String> = c.targets.iter().map(|t| t.to_string()).collect();
-    assert_eq!(
-        pairs,
-        ["NG/BVN", "NG/NIN_V2", "NG/BANK_ACCOUNT", "KE/NATIONAL_ID"]
-    );
+    assert_eq!(pairs, ["NG/BVN", "NG/NIN_V2", "NG/BANK_ACCOUNT", "KE/NATIONAL_ID"]);
     assert_eq!(c.web.listen_address, "0.0.0.0:9877");
 }
 
 #[test]
 fn defaults_fill_what_is_left_out() {
-    let text =
-        "smile_id:\n  partner_id: \"1\"\ntargets:\n  - country: GH\n    id_types: [GHANA_CARD]\n";
+    let text = "smile_id:\n  partner_id: \"1\"\ntargets:\n  - country: GH\n    id_types: [GHANA_CARD]\n";
     let c = parse_ok(text).config;
     assert_eq!(c.smile_id.api_key.expose(), "k-default");
     assert_eq!(c.smile_id.api, ApiFlavor::V2);
     assert_eq!(c.smile_id.environment, Environment::Production);
-    assert_eq!(
-        c.smile_id.effective_base_url(),
-        "https://prod.smileidentity.com"
-    );
+    assert_eq!(c.smile_id.effective_base_url(), "https://prod.smileidentity.com");
     assert_eq!(c.poll.schedule.as_str(), DEFAULT_SCHEDULE);
     assert_eq!(c.poll.retries, 2);
     assert_eq!(c.poll.concurrency, 4);
@@ -141,10 +126,7 @@ fn duplicate_pair_names_the_second() {
 
 #[test]
 fn duplicate_pair_across_entries() {
-    let text = with(
-        "id_types: [NATIONAL_ID]",
-        "id_types: [NATIONAL_ID]\n  - country: NG\n    id_types: [BVN]",
-    );
+    let text = with("id_types: [NATIONAL_ID]", "id_types: [NATIONAL_ID]\n  - country: NG\n    id_types: [BVN]");
     let (line, msg) = parse_err(&text);
     assert_eq!(line, line_of(&text, "id_types: [BVN]"));
     assert!(msg.contains("twice"), "{msg}");
@@ -166,10 +148,7 @@ fn invalid_cron_names_its_line() {
     let text = with("\"0 1/10 * * * *\"", "\"every ten minutes\"");
     let (line, msg) = parse_err(&text);
     assert_eq!(line, line_of(&text, "every ten"));
-    assert!(
-        msg.contains("poll.schedule") && msg.contains("six fields"),
-        "{msg}"
-    );
+    assert!(msg.contains("poll.schedule") && msg.contains("six fields"), "{msg}");
     // Five fields (no seconds) are rejected too: the seconds field is part of the contract.
     let (_, msg) = parse_err(&with("\"0 1/10 * * * *\"", "\"*/10 * * * *\""));
     assert!(msg.contains("poll.schedule"), "{msg}");
@@ -180,10 +159,7 @@ fn zero_concurrency_is_an_error() {
     let text = with("concurrency: 4", "concurrency: 0");
     let (line, msg) = parse_err(&text);
     assert_eq!(line, line_of(&text, "concurrency: 0"));
-    assert!(
-        msg.contains("poll.concurrency") && msg.contains("1 to 64"),
-        "{msg}"
-    );
+    assert!(msg.contains("poll.concurrency") && msg.contains("1 to 64"), "{msg}");
 }
 
 #[test]
@@ -191,10 +167,7 @@ fn timeout_longer_than_the_period_is_an_error() {
     let text = with("timeout: 10s", "timeout: 15m");
     let (line, msg) = parse_err(&text);
     assert_eq!(line, line_of(&text, "timeout: 15m"));
-    assert!(
-        msg.contains("longer than the schedule's period of 10m"),
-        "{msg}"
-    );
+    assert!(msg.contains("longer than the schedule's period of 10m"), "{msg}");
 }
 
 #[test]
@@ -223,16 +196,10 @@ fn unknown_keys_are_errors() {
 
 #[test]
 fn missing_key_source_is_an_error() {
-    let text =
-        "smile_id:\n  partner_id: \"1\"\ntargets:\n  - country: GH\n    id_types: [GHANA_CARD]\n";
-    let e = parse(text, "cfg.yaml", Path::new("."), &no_env)
-        .unwrap_err()
-        .to_string();
+    let text = "smile_id:\n  partner_id: \"1\"\ntargets:\n  - country: GH\n    id_types: [GHANA_CARD]\n";
+    let e = parse(text, "cfg.yaml", Path::new("."), &no_env).unwrap_err().to_string();
     assert!(e.starts_with("cfg.yaml:2:"), "{e}");
-    assert!(
-        e.contains("no API key") && e.contains("SMILE_ID_API_KEY"),
-        "{e}"
-    );
+    assert!(e.contains("no API key") && e.contains("SMILE_ID_API_KEY"), "{e}");
 
     let text = with("api_key_env: MY_KEY", "api_key_env: NOT_SET");
     let (line, msg) = parse_err(&text);
@@ -242,10 +209,7 @@ fn missing_key_source_is_an_error() {
 
 #[test]
 fn two_key_sources_are_an_error() {
-    let text = with(
-        "api_key_env: MY_KEY",
-        "api_key_env: MY_KEY\n  api_key_file: /k",
-    );
+    let text = with("api_key_env: MY_KEY", "api_key_env: MY_KEY\n  api_key_file: /k");
     let (line, msg) = parse_err(&text);
     assert_eq!(line, line_of(&text, "api_key_file"));
     assert!(msg.contains("exactly one source"), "{msg}");
@@ -256,15 +220,11 @@ fn key_file_is_read_relative_to_the_config_and_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("key"), "s3cr3t\n").unwrap();
     let text = with("api_key_env: MY_KEY", "api_key_file: key");
-    let c = parse(&text, "cfg.yaml", dir.path(), &no_env)
-        .unwrap()
-        .config;
+    let c = parse(&text, "cfg.yaml", dir.path(), &no_env).unwrap().config;
     assert_eq!(c.smile_id.api_key.expose(), "s3cr3t");
 
     let text = with("api_key_env: MY_KEY", "api_key_file: missing");
-    let e = parse(&text, "cfg.yaml", dir.path(), &no_env)
-        .unwrap_err()
-        .to_string();
+    let e = parse(&text, "cfg.yaml", dir.path(), &no_env).unwrap_err().to_string();
     assert!(e.contains("smile_id.api_key_file: cannot read"), "{e}");
 }
 
@@ -275,10 +235,7 @@ fn inline_key_is_accepted_with_a_warning_that_never_shows_it() {
     assert_eq!(l.config.smile_id.api_key.expose(), "inline-secret-value");
     assert_eq!(l.warnings.len(), 1);
     let w = l.warnings[0].to_string();
-    assert!(
-        w.starts_with(&format!("cfg.yaml:{}:", line_of(&text, "api_key:"))),
-        "{w}"
-    );
+    assert!(w.starts_with(&format!("cfg.yaml:{}:", line_of(&text, "api_key:"))), "{w}");
     assert!(!w.contains("inline-secret-value"));
     assert!(!format!("{:?}", l.config).contains("inline-secret-value"));
 }
@@ -297,21 +254,14 @@ fn unlisted_id_type_is_a_warning_not_an_error() {
     let l = parse_ok(&text);
     assert_eq!(l.config.targets.len(), 5);
     assert_eq!(l.warnings.len(), 1);
-    assert!(
-        l.warnings[0].message.contains("KE SPACE_PASSPORT"),
-        "{:?}",
-        l.warnings
-    );
+    assert!(l.warnings[0].message.contains("KE SPACE_PASSPORT"), "{:?}", l.warnings);
     assert_eq!(l.warnings[0].line, line_of(&text, "SPACE_PASSPORT"));
 }
 
 #[test]
 fn bad_enums_and_urls_are_errors() {
     let (_, msg) = parse_err(&with("environment: sandbox", "environment: staging"));
-    assert!(
-        msg.contains("staging") || msg.contains("environment"),
-        "{msg}"
-    );
+    assert!(msg.contains("staging") || msg.contains("environment"), "{msg}");
     let text = with("api: v3", "api: v3\n  base_url: \"ftp://x\"");
     let (line, msg) = parse_err(&text);
     assert_eq!(line, line_of(&text, "ftp://"));
@@ -330,15 +280,9 @@ fn syntax_errors_have_a_line() {
 #[test]
 fn listen_addresses() {
     assert_eq!(normalize_listen_address(":9877").unwrap(), "0.0.0.0:9877");
-    assert_eq!(
-        normalize_listen_address("127.0.0.1:0").unwrap(),
-        "127.0.0.1:0"
-    );
+    assert_eq!(normalize_listen_address("127.0.0.1:0").unwrap(), "127.0.0.1:0");
     assert_eq!(normalize_listen_address("[::]:9877").unwrap(), "[::]:9877");
-    assert_eq!(
-        normalize_listen_address("localhost:80").unwrap(),
-        "localhost:80"
-    );
+    assert_eq!(normalize_listen_address("localhost:80").unwrap(), "localhost:80");
     for bad in ["9877", "host:", "host:99999", "::1:80", "a b:1"] {
         assert!(normalize_listen_address(bad).is_none(), "{bad}");
     }
@@ -363,18 +307,11 @@ fn periods_of_common_schedules() {
 /// `config.example.yaml` parses, and its commented catalogue lists exactly the documented pairs.
 #[test]
 fn the_example_file_parses_and_lists_every_documented_pair() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"))
-        .unwrap();
-    let text = text.replace(
-        "api_key_file: /run/secrets/smile_id_api_key",
-        "api_key_env: MY_KEY",
-    );
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml")).unwrap();
+    let text = text.replace("api_key_file: /run/secrets/smile_id_api_key", "api_key_env: MY_KEY");
     let l = parse_ok(&text);
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
-    assert_eq!(
-        l.config.web.listen_address,
-        format!("0.0.0.0:{DEFAULT_PORT}")
-    );
+    assert_eq!(l.config.web.listen_address, format!("0.0.0.0:{DEFAULT_PORT}"));
     assert_eq!(l.config.poll.schedule.as_str(), DEFAULT_SCHEDULE);
 
     // Swap the active targets for the commented catalogue.
@@ -387,15 +324,24 @@ fn the_example_file_parses_and_lists_every_documented_pair() {
         .map(|l| format!("  {l}\n"))
         .collect();
     let swapped = format!("{head}targets:\n{catalogue}\nweb:{tail}");
-    let pairs: Vec<(String, String)> = parse_ok(&swapped)
-        .config
-        .targets
-        .iter()
-        .map(|t| (t.country.to_string(), t.id_type.to_string()))
-        .collect();
+    let pairs: Vec<(String, String)> =
+        parse_ok(&swapped).config.targets.iter().map(|t| (t.country.to_string(), t.id_type.to_string())).collect();
     let documented: Vec<(String, String)> = catalog::CURRENT
         .iter()
         .flat_map(|(c, types)| types.iter().map(move |t| (c.to_string(), t.to_string())))
         .collect();
     assert_eq!(pairs, documented);
+}
+
+#[test]
+fn type_errors_name_the_key_path() {
+    let text = with("concurrency: 4", "concurrency: many");
+    let (line, msg) = parse_err(&text);
+    assert_eq!(line, line_of(&text, "concurrency: many"));
+    assert!(msg.starts_with("poll.concurrency: "), "{msg}");
+    let text = with("country: KE", "country: [KE]");
+    let (_, msg) = parse_err(&text);
+    assert!(msg.starts_with("targets[1].country: "), "{msg}");
+    let (_, msg) = parse_err(&with("partner_id: \"085\"", "partner_id: 85"));
+    assert!(msg.starts_with("smile_id.partner_id: write the partner ID as a quoted string"), "{msg}");
 }

@@ -99,10 +99,7 @@ pub struct Simulator {
 
 impl std::fmt::Debug for Simulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulator")
-            .field("pairs", &self.scenario.pairs.len())
-            .field("speed", &self.speed)
-            .finish()
+        f.debug_struct("Simulator").field("pairs", &self.scenario.pairs.len()).field("speed", &self.speed).finish()
     }
 }
 
@@ -125,12 +122,7 @@ fn v3_error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     json_response(status, &json!({"message": message, "status": reason}))
 }
 
-fn flavor_error(
-    flavor: Flavor,
-    status: StatusCode,
-    message: &str,
-    code: &str,
-) -> Response<Full<Bytes>> {
+fn flavor_error(flavor: Flavor, status: StatusCode, message: &str, code: &str) -> Response<Full<Bytes>> {
     match flavor {
         Flavor::V2 => v2_error(status, message, code),
         Flavor::V3 => v3_error(status, message),
@@ -139,21 +131,12 @@ fn flavor_error(
 
 impl Simulator {
     /// A simulator of `scenario` for `account`, its time running `speed` times faster than `clock`.
-    pub fn new(
-        scenario: Scenario,
-        account: Account,
-        speed: f64,
-        clock: Arc<dyn Clock>,
-    ) -> Arc<Simulator> {
+    pub fn new(scenario: Scenario, account: Account, speed: f64, clock: Arc<dyn Clock>) -> Arc<Simulator> {
         let key: [u8; 32] = rand::rng().random();
         Arc::new(Simulator {
             scenario,
             account,
-            speed: if speed.is_finite() && speed > 0.0 {
-                speed
-            } else {
-                1.0
-            },
+            speed: if speed.is_finite() && speed > 0.0 { speed } else { 1.0 },
             clock,
             jwt_key: Secret::new(URL_SAFE_NO_PAD.encode(key)),
         })
@@ -166,9 +149,7 @@ impl Simulator {
 
     /// What the provider reports for `target` now, if it simulates it.
     pub fn view(&self, target: &Target) -> Option<ProviderView> {
-        self.scenario
-            .pair(target)
-            .map(|p| p.view_at(self.clock.now(), self.speed))
+        self.scenario.pair(target).map(|p| p.view_at(self.clock.now(), self.speed))
     }
 
     /// The HTTP handler.
@@ -194,9 +175,7 @@ impl Simulator {
                 };
                 self.v3_token(&parts.headers, has_body)
             }
-            (Method::GET, "/v3/services/id_status") => {
-                self.v3_id_status(&parts.headers, parts.uri.query()).await
-            }
+            (Method::GET, "/v3/services/id_status") => self.v3_id_status(&parts.headers, parts.uri.query()).await,
             (Method::GET, "/v1/services") => json_response(StatusCode::OK, &self.services()),
             (_, "/api/v2/partner/id_status" | "/v3/token") => server::not_allowed("POST"),
             (_, "/v3/services/id_status" | "/v1/services") => server::not_allowed("GET"),
@@ -208,51 +187,28 @@ impl Simulator {
         let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
             return v2_error(StatusCode::BAD_REQUEST, "Invalid JSON", "2203");
         };
-        const FIELDS: [&str; 6] = [
-            "partner_id",
-            "timestamp",
-            "signature",
-            "country",
-            "id_type",
-            "environment",
-        ];
+        const FIELDS: [&str; 6] = ["partner_id", "timestamp", "signature", "country", "id_type", "environment"];
         let mut values = [""; 6];
         for (i, f) in FIELDS.iter().enumerate() {
             match map.get(*f) {
                 None | Some(Value::Null) => {
-                    return v2_error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("Missing required parameter: {f}"),
-                        "2213",
-                    );
+                    return v2_error(StatusCode::BAD_REQUEST, &format!("Missing required parameter: {f}"), "2213");
                 }
                 Some(Value::String(s)) => values[i] = s,
                 Some(_) => {
-                    return v2_error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("Parameter {f} must be a string"),
-                        "2204",
-                    );
+                    return v2_error(StatusCode::BAD_REQUEST, &format!("Parameter {f} must be a string"), "2204");
                 }
             }
         }
         let [partner_id, timestamp, sig, country, id_type, environment] = values;
-        let timestamp_ok = timestamp.len() == 24
-            && timestamp.ends_with('Z')
-            && DateTime::parse_from_rfc3339(timestamp).is_ok();
+        let timestamp_ok =
+            timestamp.len() == 24 && timestamp.ends_with('Z') && DateTime::parse_from_rfc3339(timestamp).is_ok();
         // Every check runs, so the answer takes as long whichever one fails.
-        let partner_ok: bool = partner_id
-            .as_bytes()
-            .ct_eq(self.account.partner_id.as_bytes())
-            .into();
+        let partner_ok: bool = partner_id.as_bytes().ct_eq(self.account.partner_id.as_bytes()).into();
         let signed = signature::verify(&self.account.api_key, partner_id, timestamp, sig);
         let env_ok = environment == self.account.environment.as_str();
         if !(timestamp_ok & partner_ok & signed & env_ok) {
-            return v2_error(
-                StatusCode::UNAUTHORIZED,
-                "You are not authorized to do that.",
-                "2205",
-            );
+            return v2_error(StatusCode::UNAUTHORIZED, "You are not authorized to do that.", "2205");
         }
         match self.known_pair(country, id_type) {
             Ok(target) => self.id_status(&target, Flavor::V2).await,
@@ -267,39 +223,21 @@ impl Simulator {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.starts_with("multipart/form-data"));
             if !multipart {
-                return v3_error(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "Content-Type must be multipart/form-data",
-                );
+                return v3_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be multipart/form-data");
             }
         }
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-        };
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
         let expected_partner = self.account.partner_id.trim_start_matches('0');
-        let partner_ok: bool = header("smileid-partner-id")
-            .as_bytes()
-            .ct_eq(expected_partner.as_bytes())
-            .into();
-        let key_ok: bool = header("smileid-api-key")
-            .as_bytes()
-            .ct_eq(self.account.api_key.expose().as_bytes())
-            .into();
+        let partner_ok: bool = header("smileid-partner-id").as_bytes().ct_eq(expected_partner.as_bytes()).into();
+        let key_ok: bool = header("smileid-api-key").as_bytes().ct_eq(self.account.api_key.expose().as_bytes()).into();
         if !(partner_ok & key_ok) || expected_partner.is_empty() {
             return v3_error(StatusCode::UNAUTHORIZED, "Invalid partner ID or API key");
         }
-        json_response(
-            StatusCode::OK,
-            &json!({"token": self.issue_token(expected_partner)}),
-        )
+        json_response(StatusCode::OK, &json!({"token": self.issue_token(expected_partner)}))
     }
 
     fn jwt_signature(&self, signed_part: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.jwt_key.expose().as_bytes())
-            .expect("any key length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.jwt_key.expose().as_bytes()).expect("any key length");
         mac.update(signed_part.as_bytes());
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
@@ -331,23 +269,13 @@ impl Simulator {
         exp.is_some_and(|exp| exp > self.clock.now().timestamp())
     }
 
-    async fn v3_id_status(
-        &self,
-        headers: &hyper::HeaderMap,
-        query: Option<&str>,
-    ) -> Response<Full<Bytes>> {
-        let token = headers
-            .get("smileid-token")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+    async fn v3_id_status(&self, headers: &hyper::HeaderMap, query: Option<&str>) -> Response<Full<Bytes>> {
+        let token = headers.get("smileid-token").and_then(|v| v.to_str().ok()).unwrap_or("");
         if !self.token_valid(token) {
             return v3_error(StatusCode::UNAUTHORIZED, "Invalid token");
         }
         let params: Vec<(String, String)> = query
-            .map(|q| {
-                reqwest::Url::parse(&format!("http://x/?{q}"))
-                    .map(|u| u.query_pairs().into_owned().collect())
-            })
+            .map(|q| reqwest::Url::parse(&format!("http://x/?{q}")).map(|u| u.query_pairs().into_owned().collect()))
             .and_then(Result::ok)
             .unwrap_or_default();
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -370,13 +298,9 @@ impl Simulator {
         if !catalog::has_country(&country) && !simulated(&country) {
             return Err("Invalid country");
         }
-        let id_type: IdType = id_type
-            .parse()
-            .map_err(|_| "Invalid id_type for the given country")?;
+        let id_type: IdType = id_type.parse().map_err(|_| "Invalid id_type for the given country")?;
         let target = Target::new(country, id_type);
-        if catalog::is_known(&target.country, &target.id_type)
-            || self.scenario.pair(&target).is_some()
-        {
+        if catalog::is_known(&target.country, &target.id_type) || self.scenario.pair(&target).is_some() {
             Ok(target)
         } else {
             Err("Invalid id_type for the given country")
@@ -385,10 +309,7 @@ impl Simulator {
 
     async fn id_status(&self, target: &Target, flavor: Flavor) -> Response<Full<Bytes>> {
         let no_data = || {
-            let msg = format!(
-                "No data found. Check that {} and {} are valid inputs",
-                target.country, target.id_type
-            );
+            let msg = format!("No data found. Check that {} and {} are valid inputs", target.country, target.id_type);
             flavor_error(flavor, StatusCode::BAD_REQUEST, &msg, "2213")
         };
         let Some(pair) = self.scenario.pair(target) else {
@@ -402,38 +323,20 @@ impl Simulator {
             return no_data();
         }
         let draw: f64 = rand::rng().random();
-        let (e, r, m) = (
-            faults.error_share,
-            faults.rate_limit_share,
-            faults.malformed_share,
-        );
+        let (e, r, m) = (faults.error_share, faults.rate_limit_share, faults.malformed_share);
         if draw < e {
-            return flavor_error(
-                flavor,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "System error",
-                "2201",
-            );
+            return flavor_error(flavor, StatusCode::INTERNAL_SERVER_ERROR, "System error", "2201");
         }
         if draw < e + r {
-            let mut resp = flavor_error(
-                flavor,
-                StatusCode::TOO_MANY_REQUESTS,
-                "Rate limit exceeded",
-                "2222",
-            );
+            let mut resp = flavor_error(flavor, StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded", "2222");
             let secs = faults.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            resp.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
             return resp;
         }
         if draw < e + r + m {
             return malformed(rand::rng().random_range(0..3));
         }
-        json_response(
-            StatusCode::OK,
-            &pair.view_at(self.clock.now(), self.speed).body(),
-        )
+        json_response(StatusCode::OK, &pair.view_at(self.clock.now(), self.speed).body())
     }
 
     /// `/v1/services` in the provider's shape, for the simulated pairs.
@@ -445,9 +348,9 @@ impl Simulator {
             let (c, t) = (p.target.country.as_str(), p.target.id_type.as_str());
             let entry = id_types.entry(c).or_insert_with(|| json!({}));
             entry[t] = required.clone();
-            let country = basic_kyc.entry(c).or_insert_with(
-                || json!({"name": catalog::country_name(c).unwrap_or(c), "id_types": {}}),
-            );
+            let country = basic_kyc
+                .entry(c)
+                .or_insert_with(|| json!({"name": catalog::country_name(c).unwrap_or(c), "id_types": {}}));
             country["id_types"][t] = json!({
                 "label": t.replace('_', " "),
                 "required_fields": required,
@@ -462,16 +365,8 @@ impl Simulator {
 /// A 200 whose body is not the documented JSON.
 fn malformed(kind: u32) -> Response<Full<Bytes>> {
     match kind {
-        0 => server::text(
-            StatusCode::OK,
-            "application/json",
-            r#"{"last_checked": "2024-01-01T00:0"#,
-        ),
-        1 => server::text(
-            StatusCode::OK,
-            "text/html",
-            "<html><body><h1>502 Bad Gateway</h1></body></html>",
-        ),
+        0 => server::text(StatusCode::OK, "application/json", r#"{"last_checked": "2024-01-01T00:0"#),
+        1 => server::text(StatusCode::OK, "text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>"),
         _ => server::text(StatusCode::OK, "application/json", r#"{"status": "ok"}"#),
     }
 }
@@ -479,20 +374,9 @@ fn malformed(kind: u32) -> Response<Full<Bytes>> {
 async fn read_body(body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
     match Limited::new(body, BODY_LIMIT).collect().await {
         Ok(b) => Ok(b.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(v2_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request body too large",
-                "2203",
-            ))
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(v2_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large", "2203"))
         }
-        Err(_) => Err(v2_error(
-            StatusCode::BAD_REQUEST,
-            "Unreadable request body",
-            "2203",
-        )),
+        Err(_) => Err(v2_error(StatusCode::BAD_REQUEST, "Unreadable request body", "2203")),
     }
 }

@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::config::{ConfigError, HumanDuration, invalid, yaml_error};
+use crate::config::{ConfigError, HumanDuration, from_yaml, invalid};
 use crate::model::{AuthorityState, Country, IdType, Target};
 
 /// The provider's aggregation window, in simulated seconds.
@@ -112,9 +112,7 @@ impl PairScenario {
     fn seed(&self) -> u64 {
         // FNV-1a of the pair's name.
         let name = self.target.to_string();
-        name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+        name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
     }
 
     /// The success rate (percent, one decimal) of window `w`.
@@ -148,10 +146,7 @@ impl PairScenario {
             rate_10m_percent: rate_10m,
             rate_1h_percent: round1(hour),
             state: AuthorityState::from_success_ratio(rate_10m / 100.0),
-            last_checked: Utc
-                .timestamp_millis_opt(end_ms as i64)
-                .single()
-                .unwrap_or(now),
+            last_checked: Utc.timestamp_millis_opt(end_ms as i64).single().unwrap_or(now),
         }
     }
 }
@@ -159,22 +154,19 @@ impl PairScenario {
 impl Scenario {
     /// The built-in scenario.
     pub fn builtin() -> Scenario {
-        Scenario::parse(DEFAULT, "<built-in default scenario>")
-            .expect("the built-in scenario is valid")
+        Scenario::parse(DEFAULT, "<built-in default scenario>").expect("the built-in scenario is valid")
     }
 
     /// Reads a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { file: path.display().to_string(), source })?;
         Scenario::parse(&text, &path.display().to_string())
     }
 
     /// Parses and validates scenario text; errors name `file`, the line and the key.
     pub fn parse(text: &str, file: &str) -> Result<Scenario, ConfigError> {
-        let raw: RawScenario = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, &e))?;
+        let raw: RawScenario = from_yaml(text, file)?;
         if raw.pairs.value.is_empty() {
             return Err(invalid(
                 file,
@@ -189,19 +181,14 @@ impl Scenario {
                 return Err(invalid(
                     file,
                     &p.timeline.referenced,
-                    "timeline: empty; expected segments such as {for: 40m, success_rate: 0.98}"
-                        .into(),
+                    "timeline: empty; expected segments such as {for: 40m, success_rate: 0.98}".into(),
                 ));
             }
             let mut timeline = Vec::new();
             for seg in &p.timeline.value {
                 let secs = seg.for_.value.0.as_secs() as i64;
                 if secs <= 0 {
-                    return Err(invalid(
-                        file,
-                        &seg.for_.referenced,
-                        "timeline.for: must be longer than zero".into(),
-                    ));
+                    return Err(invalid(file, &seg.for_.referenced, "timeline.for: must be longer than zero".into()));
                 }
                 if !(0.0..=1.0).contains(&seg.success_rate.value) {
                     return Err(invalid(
@@ -220,10 +207,7 @@ impl Scenario {
                     Some(v) if !(0.0..=1.0).contains(&v.value) => Err(invalid(
                         file,
                         &v.referenced,
-                        format!(
-                            "{key}: {} is out of range; expected a share from 0 to 1",
-                            v.value
-                        ),
+                        format!("{key}: {} is out of range; expected a share from 0 to 1", v.value),
                     )),
                     Some(v) => Ok(v.value),
                     None => Ok(0.0),
@@ -240,16 +224,11 @@ impl Scenario {
                 no_data: f.no_data.unwrap_or(false),
             };
             if faults.error_share + faults.rate_limit_share + faults.malformed_share > 1.0 {
-                let at = f
-                    .error_share
-                    .or(f.rate_limit_share)
-                    .or(f.malformed_share)
-                    .map(|s| s.referenced);
+                let at = f.error_share.or(f.rate_limit_share).or(f.malformed_share).map(|s| s.referenced);
                 return Err(invalid(
                     file,
                     &at.unwrap_or(p.country.referenced),
-                    "faults: error_share + rate_limit_share + malformed_share is more than 1"
-                        .into(),
+                    "faults: error_share + rate_limit_share + malformed_share is more than 1".into(),
                 ));
             }
             let offset = p.offset.map_or(0, |d| d.0.as_secs() as i64);
@@ -259,19 +238,10 @@ impl Scenario {
                     return Err(invalid(
                         file,
                         &id.referenced,
-                        format!(
-                            "pairs: {} {} is listed twice",
-                            target.country, target.id_type
-                        ),
+                        format!("pairs: {} {} is listed twice", target.country, target.id_type),
                     ));
                 }
-                pairs.push(PairScenario {
-                    target,
-                    timeline: timeline.clone(),
-                    offset,
-                    noise,
-                    faults: faults.clone(),
-                });
+                pairs.push(PairScenario { target, timeline: timeline.clone(), offset, noise, faults: faults.clone() });
             }
         }
         Ok(Scenario { pairs })
@@ -352,10 +322,7 @@ mod tests {
         // The last six windows, 14 to 19, hold four healthy ones and two failing ones.
         assert_eq!(v.rate_1h_percent, 72.0);
         let v = p.view_at(at(55 * 60), 1.0);
-        assert_eq!(
-            (v.rate_10m_percent, v.state),
-            (20.0, AuthorityState::Offline)
-        );
+        assert_eq!((v.rate_10m_percent, v.state), (20.0, AuthorityState::Offline));
         // Windows -1 to 4: 20, 98, 98, 98, 98, 20.
         assert_eq!(v.rate_1h_percent, 72.0);
     }
@@ -367,10 +334,7 @@ mod tests {
         // At 60x a window lasts 10 real seconds and last_checked is in real time.
         let v = p.view_at(at(1_800_000_005), 60.0);
         assert_eq!(v.last_checked, at(1_800_000_000));
-        assert_eq!(
-            p.view_at(at(1_800_000_015), 60.0).last_checked,
-            at(1_800_000_010)
-        );
+        assert_eq!(p.view_at(at(1_800_000_015), 60.0).last_checked, at(1_800_000_010));
     }
 
     #[test]
@@ -404,16 +368,10 @@ mod tests {
     fn errors_name_the_line_and_key() {
         let bad = ONE.replace("success_rate: 0.2", "success_rate: 1.5");
         let e = Scenario::parse(&bad, "s.yaml").unwrap_err().to_string();
-        assert!(
-            e.starts_with("s.yaml:6:") && e.contains("timeline.success_rate"),
-            "{e}"
-        );
+        assert!(e.starts_with("s.yaml:6:") && e.contains("timeline.success_rate"), "{e}");
         let bad = ONE.replace("for: 40m", "for: often");
         let e = Scenario::parse(&bad, "s.yaml").unwrap_err().to_string();
-        assert!(
-            e.starts_with("s.yaml:5:") && e.contains("not a duration"),
-            "{e}"
-        );
+        assert!(e.starts_with("s.yaml:5:") && e.contains("not a duration"), "{e}");
         let bad = ONE.replace("    timeline:", "    colour: red\n    timeline:");
         let e = Scenario::parse(&bad, "s.yaml").unwrap_err().to_string();
         assert!(e.starts_with("s.yaml:4:") && e.contains("colour"), "{e}");
@@ -421,12 +379,7 @@ mod tests {
         let e = Scenario::parse(&bad, "s.yaml").unwrap_err().to_string();
         assert!(e.contains("more than 1"), "{e}");
         let bad = ONE.replace("[BVN]", "[BVN, BVN]");
-        assert!(
-            Scenario::parse(&bad, "s.yaml")
-                .unwrap_err()
-                .to_string()
-                .contains("twice")
-        );
+        assert!(Scenario::parse(&bad, "s.yaml").unwrap_err().to_string().contains("twice"));
         assert!(Scenario::parse("pairs: []\n", "s.yaml").is_err());
     }
 
@@ -434,15 +387,9 @@ mod tests {
     fn shipped_scenarios_are_valid() {
         let builtin = Scenario::builtin();
         let documented: usize = crate::catalog::CURRENT.iter().map(|(_, t)| t.len()).sum();
-        assert_eq!(
-            builtin.pairs.len(),
-            documented,
-            "the default covers every documented pair"
-        );
+        assert_eq!(builtin.pairs.len(), documented, "the default covers every documented pair");
         for f in ["nigeria-outage.yaml", "chaos.yaml"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("scenarios")
-                .join(f);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(f);
             Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         }
     }

@@ -22,11 +22,7 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// The Go SDK's policy: 500 ms doubling, `Retry-After` honoured up to a limit.
     pub fn new(retries: u32) -> Self {
-        RetryPolicy {
-            retries,
-            base_backoff: Duration::from_millis(500),
-            max_retry_after: Duration::from_secs(60),
-        }
+        RetryPolicy { retries, base_backoff: Duration::from_millis(500), max_retry_after: Duration::from_secs(60) }
     }
 
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
@@ -69,11 +65,7 @@ impl Transport {
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()?;
-        Ok(Transport {
-            client,
-            timeout,
-            retry,
-        })
+        Ok(Transport { client, timeout, retry })
     }
 
     /// The underlying client, for building requests.
@@ -83,10 +75,7 @@ impl Transport {
 
     /// Sends the request that `make` builds, retrying transient failures; the body of a
     /// success is returned, anything else is classified.
-    pub async fn send(
-        &self,
-        make: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<Response, PollError> {
+    pub async fn send(&self, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Response, PollError> {
         let mut attempt = 0;
         loop {
             let (result, retry_after) = self.send_once(make()).await;
@@ -102,10 +91,7 @@ impl Transport {
         }
     }
 
-    async fn send_once(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> (Result<Response, PollError>, Option<Duration>) {
+    async fn send_once(&self, req: reqwest::RequestBuilder) -> (Result<Response, PollError>, Option<Duration>) {
         let fut = async {
             let resp = req.send().await.map_err(transport_error)?;
             let status = resp.status().as_u16();
@@ -114,16 +100,10 @@ impl Transport {
             Ok::<_, PollError>((status, retry_after, body))
         };
         match tokio::time::timeout(self.timeout, fut).await {
-            Err(_) | Ok(Err(PollError::Timeout(_))) => {
-                (Err(PollError::Timeout(self.timeout)), None)
-            }
+            Err(_) | Ok(Err(PollError::Timeout(_))) => (Err(PollError::Timeout(self.timeout)), None),
             Ok(Err(e)) => (Err(e), None),
-            Ok(Ok((status, _, body))) if (200..300).contains(&status) => {
-                (Ok(Response { body }), None)
-            }
-            Ok(Ok((status, retry_after, body))) => {
-                (Err(classify_failure(status, &body)), retry_after)
-            }
+            Ok(Ok((status, _, body))) if (200..300).contains(&status) => (Ok(Response { body }), None),
+            Ok(Ok((status, retry_after, body))) => (Err(classify_failure(status, &body)), retry_after),
         }
     }
 }
@@ -135,18 +115,12 @@ pub fn install_crypto_provider() {
 
 async fn read_capped(mut resp: reqwest::Response) -> Result<Bytes, PollError> {
     if resp.content_length().is_some_and(|n| n > BODY_LIMIT as u64) {
-        return Err(PollError::InvalidResponse(format!(
-            "body larger than {} KiB",
-            BODY_LIMIT / 1024
-        )));
+        return Err(PollError::InvalidResponse(format!("body larger than {} KiB", BODY_LIMIT / 1024)));
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
         if body.len() + chunk.len() > BODY_LIMIT {
-            return Err(PollError::InvalidResponse(format!(
-                "body larger than {} KiB",
-                BODY_LIMIT / 1024
-            )));
+            return Err(PollError::InvalidResponse(format!("body larger than {} KiB", BODY_LIMIT / 1024)));
         }
         body.extend_from_slice(&chunk);
     }
@@ -183,9 +157,7 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
 }
 
 #[cfg(test)]
@@ -200,10 +172,7 @@ mod tests {
         let later = chrono::Utc::now() + chrono::TimeDelta::seconds(30);
         h.insert(RETRY_AFTER, later.to_rfc2822().parse().unwrap());
         let d = parse_retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
-            "{d:?}"
-        );
+        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(parse_retry_after(&h), None);
     }
@@ -213,21 +182,9 @@ mod tests {
         let p = RetryPolicy::new(2);
         let b0 = p.backoff(0, None);
         let b2 = p.backoff(2, None);
-        assert!(
-            b0 >= Duration::from_millis(250) && b0 <= Duration::from_millis(500),
-            "{b0:?}"
-        );
-        assert!(
-            b2 >= Duration::from_millis(1000) && b2 <= Duration::from_millis(2000),
-            "{b2:?}"
-        );
-        assert_eq!(
-            p.backoff(0, Some(Duration::from_secs(3))),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            p.backoff(0, Some(Duration::from_secs(3600))),
-            Duration::from_secs(60)
-        );
+        assert!(b0 >= Duration::from_millis(250) && b0 <= Duration::from_millis(500), "{b0:?}");
+        assert!(b2 >= Duration::from_millis(1000) && b2 <= Duration::from_millis(2000), "{b2:?}");
+        assert_eq!(p.backoff(0, Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(p.backoff(0, Some(Duration::from_secs(3600))), Duration::from_secs(60));
     }
 }

@@ -20,7 +20,7 @@ use crate::config::{ApiFlavor, SmileIdConfig};
 use crate::model::{AuthorityState, Observation, Target, parse_rate};
 use crate::secret::Secret;
 
-pub use http::{RetryPolicy, Transport};
+pub use http::{RetryPolicy, Transport, install_crypto_provider};
 pub use v2::V2Client;
 pub use v3::V3Client;
 
@@ -30,8 +30,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// Asks the provider how one ID authority is doing.
 pub trait IdStatusApi: Send + Sync {
     /// The provider's latest status of `target`, retries included.
-    fn id_status<'a>(&'a self, target: &'a Target)
-    -> BoxFuture<'a, Result<Observation, PollError>>;
+    fn id_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Observation, PollError>>;
 }
 
 /// Builds the client the configuration asks for.
@@ -165,18 +164,10 @@ impl PollError {
         let fix = |s: String| redact_text(s, secret);
         match self {
             PollError::Connect(m) => PollError::Connect(fix(m)),
-            PollError::Unauthorized { status, message } => PollError::Unauthorized {
-                status,
-                message: fix(message),
-            },
-            PollError::RateLimited { message } => PollError::RateLimited {
-                message: fix(message),
-            },
+            PollError::Unauthorized { status, message } => PollError::Unauthorized { status, message: fix(message) },
+            PollError::RateLimited { message } => PollError::RateLimited { message: fix(message) },
             PollError::NoData(m) => PollError::NoData(fix(m)),
-            PollError::Http { status, message } => PollError::Http {
-                status,
-                message: fix(message),
-            },
+            PollError::Http { status, message } => PollError::Http { status, message: fix(message) },
             PollError::InvalidResponse(m) => PollError::InvalidResponse(fix(m)),
             e @ PollError::Timeout(_) => e,
         }
@@ -184,19 +175,12 @@ impl PollError {
 }
 
 fn redact_text(s: String, secret: &Secret) -> String {
-    if secret.is_empty() {
-        s
-    } else {
-        s.replace(secret.expose(), "<redacted>")
-    }
+    if secret.is_empty() { s } else { s.replace(secret.expose(), "<redacted>") }
 }
 
 /// Blots `secret` out of everything provider-supplied in a poll result: a server may echo
 /// anything back, and these texts reach logs and the status page.
-pub(crate) fn scrub(
-    result: Result<Observation, PollError>,
-    secret: &Secret,
-) -> Result<Observation, PollError> {
+pub(crate) fn scrub(result: Result<Observation, PollError>, secret: &Secret) -> Result<Observation, PollError> {
     match result {
         Ok(mut o) => {
             o.unrecognized_status = o.unrecognized_status.map(|s| redact_text(s, secret));
@@ -208,11 +192,7 @@ pub(crate) fn scrub(
 
 /// Provider text fit for a log line: printable, one line, at most 200 characters.
 pub(crate) fn clean_text(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
+    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
     if s.chars().count() > 200 {
         out.push('…');
     }
@@ -223,19 +203,8 @@ pub(crate) fn clean_text(s: &str) -> String {
 fn error_words(body: &[u8]) -> (Option<String>, String) {
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
         let text = String::from_utf8_lossy(body);
-        let words = if text.trim_start().starts_with('<') {
-            "an HTML page".to_owned()
-        } else {
-            clean_text(&text)
-        };
-        return (
-            None,
-            if words.is_empty() {
-                "empty body".to_owned()
-            } else {
-                words
-            },
-        );
+        let words = if text.trim_start().starts_with('<') { "an HTML page".to_owned() } else { clean_text(&text) };
+        return (None, if words.is_empty() { "empty body".to_owned() } else { words });
     };
     let text = |k: &str| match map.get(k) {
         Some(Value::String(s)) => Some(clean_text(s)),
@@ -243,9 +212,7 @@ fn error_words(body: &[u8]) -> (Option<String>, String) {
         _ => None,
     };
     let code = text("code");
-    let message = text("error")
-        .or_else(|| text("message"))
-        .unwrap_or_else(|| "no message".to_owned());
+    let message = text("error").or_else(|| text("message")).unwrap_or_else(|| "no message".to_owned());
     let message = match (&code, text("status")) {
         (Some(c), _) => format!("{message} (code {c})"),
         (None, Some(s)) => format!("{message} ({s})"),
@@ -289,12 +256,9 @@ pub fn parse_status_body(body: &[u8]) -> Result<Observation, PollError> {
         PollError::InvalidResponse(what)
     })?;
     let Value::Object(map) = value else {
-        return Err(PollError::InvalidResponse(
-            "JSON that is not an object".to_owned(),
-        ));
+        return Err(PollError::InvalidResponse("JSON that is not an object".to_owned()));
     };
-    if map.contains_key("error") || (map.contains_key("code") && !map.contains_key("last_checked"))
-    {
+    if map.contains_key("error") || (map.contains_key("code") && !map.contains_key("last_checked")) {
         return Err(classify_failure(200, body));
     }
     let rate = |k: &str| match map.get(k) {
@@ -305,9 +269,7 @@ pub fn parse_status_body(body: &[u8]) -> Result<Observation, PollError> {
     let rate_10m = rate("last_check_success_rate");
     let rate_1h = rate("last_hour_success_rate");
     let last_checked = match map.get("last_checked") {
-        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s.trim())
-            .ok()
-            .map(|t| t.with_timezone(&Utc)),
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| t.with_timezone(&Utc)),
         _ => None,
     };
     let status = match map.get("last_known_status") {
@@ -326,13 +288,7 @@ pub fn parse_status_body(body: &[u8]) -> Result<Observation, PollError> {
             ));
         }
     };
-    Ok(Observation {
-        state,
-        unrecognized_status,
-        rate_10m,
-        rate_1h,
-        last_checked,
-    })
+    Ok(Observation { state, unrecognized_status, rate_10m, rate_1h, last_checked })
 }
 
 #[cfg(test)]

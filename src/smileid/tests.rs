@@ -10,53 +10,34 @@ fn err(body: &str) -> PollError {
 
 #[test]
 fn the_documented_body_parses() {
-    let o = obs(
-        r#"{"last_checked": "2023-06-13T09:50:04.596Z", "last_check_status": "failure",
-        "last_hour_success_rate": "16%", "last_known_status": "offline", "last_check_success_rate": "0%"}"#,
-    );
+    let o = obs(r#"{"last_checked": "2023-06-13T09:50:04.596Z", "last_check_status": "failure",
+        "last_hour_success_rate": "16%", "last_known_status": "offline", "last_check_success_rate": "0%"}"#);
     assert_eq!(o.state, AuthorityState::Offline);
     assert_eq!(o.rate_10m, Some(0.0));
     assert_eq!(o.rate_1h, Some(0.16));
-    assert_eq!(
-        o.last_checked.unwrap().timestamp_millis(),
-        1_686_649_804_596
-    );
+    assert_eq!(o.last_checked.unwrap().timestamp_millis(), 1_686_649_804_596);
     assert_eq!(o.unrecognized_status, None);
 }
 
 #[test]
 fn odd_rate_shapes_are_survived() {
-    let o = obs(
-        r#"{"last_known_status":"online","last_check_success_rate":"91.5%","last_hour_success_rate":null}"#,
-    );
-    assert_eq!(
-        (o.state, o.rate_10m, o.rate_1h),
-        (AuthorityState::Online, Some(0.915), None)
-    );
-    let o = obs(
-        r#"{"last_known_status":"interruption","last_check_success_rate":"N/A","last_hour_success_rate":"75"}"#,
-    );
+    let o = obs(r#"{"last_known_status":"online","last_check_success_rate":"91.5%","last_hour_success_rate":null}"#);
+    assert_eq!((o.state, o.rate_10m, o.rate_1h), (AuthorityState::Online, Some(0.915), None));
+    let o =
+        obs(r#"{"last_known_status":"interruption","last_check_success_rate":"N/A","last_hour_success_rate":"75"}"#);
     assert_eq!((o.rate_10m, o.rate_1h), (None, Some(0.75)));
-    let o = obs(
-        r#"{"last_known_status":"online","last_check_success_rate":97,"last_hour_success_rate":""}"#,
-    );
+    let o = obs(r#"{"last_known_status":"online","last_check_success_rate":97,"last_hour_success_rate":""}"#);
     assert_eq!((o.rate_10m, o.rate_1h), (Some(0.97), None));
 }
 
 #[test]
 fn missing_status_is_derived_from_the_10m_rate() {
-    assert_eq!(
-        obs(r#"{"last_check_success_rate":"95%"}"#).state,
-        AuthorityState::Online
-    );
+    assert_eq!(obs(r#"{"last_check_success_rate":"95%"}"#).state, AuthorityState::Online);
     assert_eq!(
         obs(r#"{"last_check_success_rate":"70%","last_known_status":null}"#).state,
         AuthorityState::Interruption
     );
-    assert_eq!(
-        obs(r#"{"last_check_success_rate":"50%","last_known_status":""}"#).state,
-        AuthorityState::Offline
-    );
+    assert_eq!(obs(r#"{"last_check_success_rate":"50%","last_known_status":""}"#).state, AuthorityState::Offline);
 }
 
 #[test]
@@ -90,62 +71,29 @@ fn error_bodies_with_a_success_status_are_classified() {
         err(r#"{"error":"You are not authorized to do that.","code":"2205"}"#).reason(),
         FailureReason::Unauthorized
     );
-    assert_eq!(
-        err(r#"{"error":"Invalid JSON","code":"2203"}"#).reason(),
-        FailureReason::InvalidResponse
-    );
+    assert_eq!(err(r#"{"error":"Invalid JSON","code":"2203"}"#).reason(), FailureReason::InvalidResponse);
 }
 
 #[test]
 fn failures_are_classified_into_the_fixed_reasons() {
     let c = |status, body: &str| classify_failure(status, body.as_bytes()).reason();
-    assert_eq!(
-        c(
-            401,
-            r#"{"message":"Invalid token","status":"Unauthorized"}"#
-        ),
-        FailureReason::Unauthorized
-    );
+    assert_eq!(c(401, r#"{"message":"Invalid token","status":"Unauthorized"}"#), FailureReason::Unauthorized);
     assert_eq!(c(403, ""), FailureReason::Unauthorized);
-    assert_eq!(
-        c(
-            400,
-            r#"{"error":"You are not authorized to do that.","code":"2205"}"#
-        ),
-        FailureReason::Unauthorized
-    );
-    assert_eq!(
-        c(400, r#"{"error":"wrong type","code":"2204"}"#),
-        FailureReason::Unauthorized
-    );
-    assert_eq!(
-        c(400, r#"{"error":"x","code":"2405"}"#),
-        FailureReason::Unauthorized
-    );
+    assert_eq!(c(400, r#"{"error":"You are not authorized to do that.","code":"2205"}"#), FailureReason::Unauthorized);
+    assert_eq!(c(400, r#"{"error":"wrong type","code":"2204"}"#), FailureReason::Unauthorized);
+    assert_eq!(c(400, r#"{"error":"x","code":"2405"}"#), FailureReason::Unauthorized);
     assert_eq!(c(429, ""), FailureReason::RateLimited);
+    assert_eq!(c(400, r#"{"error":"slow down","code":"2222"}"#), FailureReason::RateLimited);
     assert_eq!(
-        c(400, r#"{"error":"slow down","code":"2222"}"#),
-        FailureReason::RateLimited
-    );
-    assert_eq!(
-        c(
-            400,
-            r#"{"message":"No data found. Check that NG and BVN are valid inputs","status":"Bad Request"}"#
-        ),
+        c(400, r#"{"message":"No data found. Check that NG and BVN are valid inputs","status":"Bad Request"}"#),
         FailureReason::NoData
     );
     assert_eq!(
-        c(
-            400,
-            r#"{"message":"Invalid id_type for the given country","status":"Bad Request"}"#
-        ),
+        c(400, r#"{"message":"Invalid id_type for the given country","status":"Bad Request"}"#),
         FailureReason::Http4xx
     );
     assert_eq!(c(404, "<html>"), FailureReason::Http4xx);
-    assert_eq!(
-        c(500, r#"{"error":"System error","code":"2201"}"#),
-        FailureReason::Http5xx
-    );
+    assert_eq!(c(500, r#"{"error":"System error","code":"2201"}"#), FailureReason::Http5xx);
     assert_eq!(c(503, ""), FailureReason::Http5xx);
     assert_eq!(c(302, ""), FailureReason::InvalidResponse);
 }
@@ -163,11 +111,7 @@ fn error_messages_carry_the_provider_words_briefly() {
 #[test]
 fn redaction_removes_an_echoed_key() {
     let key = Secret::new("sk_live_abc");
-    let e = classify_failure(
-        401,
-        br#"{"message":"bad key sk_live_abc","status":"Unauthorized"}"#,
-    )
-    .redact(&key);
+    let e = classify_failure(401, br#"{"message":"bad key sk_live_abc","status":"Unauthorized"}"#).redact(&key);
     assert!(!e.to_string().contains("sk_live_abc"), "{e}");
     assert!(!format!("{e:?}").contains("sk_live_abc"));
 }
@@ -176,40 +120,11 @@ fn redaction_removes_an_echoed_key() {
 fn transient_errors_are_the_retryable_ones() {
     assert!(PollError::Timeout(Duration::from_secs(1)).is_transient());
     assert!(PollError::Connect("refused".into()).is_transient());
-    assert!(
-        PollError::RateLimited {
-            message: String::new()
-        }
-        .is_transient()
-    );
-    assert!(
-        PollError::Http {
-            status: 503,
-            message: String::new()
-        }
-        .is_transient()
-    );
-    assert!(
-        PollError::Http {
-            status: 408,
-            message: String::new()
-        }
-        .is_transient()
-    );
-    assert!(
-        !PollError::Http {
-            status: 404,
-            message: String::new()
-        }
-        .is_transient()
-    );
-    assert!(
-        !PollError::Unauthorized {
-            status: 401,
-            message: String::new()
-        }
-        .is_transient()
-    );
+    assert!(PollError::RateLimited { message: String::new() }.is_transient());
+    assert!(PollError::Http { status: 503, message: String::new() }.is_transient());
+    assert!(PollError::Http { status: 408, message: String::new() }.is_transient());
+    assert!(!PollError::Http { status: 404, message: String::new() }.is_transient());
+    assert!(!PollError::Unauthorized { status: 401, message: String::new() }.is_transient());
     assert!(!PollError::NoData(String::new()).is_transient());
 }
 

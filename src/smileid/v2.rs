@@ -67,10 +67,7 @@ impl V2Client {
 }
 
 impl IdStatusApi for V2Client {
-    fn id_status<'a>(
-        &'a self,
-        target: &'a Target,
-    ) -> BoxFuture<'a, Result<Observation, PollError>> {
+    fn id_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Observation, PollError>> {
         async move { scrub(self.fetch(target).await, &self.api_key) }.boxed()
     }
 }

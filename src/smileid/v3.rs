@@ -47,11 +47,7 @@ impl V3Client {
         V3Client {
             transport,
             base: config.effective_base_url(),
-            partner_id: if trimmed.is_empty() {
-                "0".to_owned()
-            } else {
-                trimmed.to_owned()
-            },
+            partner_id: if trimmed.is_empty() { "0".to_owned() } else { trimmed.to_owned() },
             api_key: config.api_key.clone(),
             token: Mutex::new(None),
         }
@@ -106,10 +102,7 @@ impl V3Client {
                 self.transport
                     .client()
                     .get(&url)
-                    .query(&[
-                        ("country", target.country.as_str()),
-                        ("id_type", target.id_type.as_str()),
-                    ])
+                    .query(&[("country", target.country.as_str()), ("id_type", target.id_type.as_str())])
                     .header("SmileID-Token", token.expose())
             })
             .await?;
@@ -131,10 +124,7 @@ impl V3Client {
 }
 
 impl IdStatusApi for V3Client {
-    fn id_status<'a>(
-        &'a self,
-        target: &'a Target,
-    ) -> BoxFuture<'a, Result<Observation, PollError>> {
+    fn id_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Observation, PollError>> {
         async move { scrub(self.fetch(target).await, &self.api_key) }.boxed()
     }
 }
@@ -165,10 +155,7 @@ mod tests {
     fn lifetime_comes_from_exp() {
         let now = chrono::Utc::now().timestamp();
         let d = token_lifetime(&jwt(now + 900)).unwrap();
-        assert!(
-            d > Duration::from_secs(890) && d <= Duration::from_secs(900),
-            "{d:?}"
-        );
+        assert!(d > Duration::from_secs(890) && d <= Duration::from_secs(900), "{d:?}");
         assert_eq!(token_lifetime(&jwt(now - 5)), None);
         assert_eq!(token_lifetime("not-a-jwt"), None);
         assert_eq!(token_lifetime("a.!!!.c"), None);

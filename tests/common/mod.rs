@@ -41,10 +41,7 @@ pub struct FakeV2 {
 
 impl FakeV2 {
     pub fn new(pairs: &[(&str, &str, Value)]) -> FakeV2 {
-        let bodies = pairs
-            .iter()
-            .map(|(c, t, v)| ((c.to_string(), t.to_string()), v.clone()))
-            .collect();
+        let bodies = pairs.iter().map(|(c, t, v)| ((c.to_string(), t.to_string()), v.clone())).collect();
         FakeV2 {
             key: KEY.to_owned(),
             partner_id: "085".to_owned(),
@@ -64,33 +61,15 @@ impl Respond for FakeV2 {
             return v2_error(400, "Invalid JSON", "2203");
         };
         let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
-        let fields = [
-            "partner_id",
-            "timestamp",
-            "signature",
-            "country",
-            "id_type",
-            "environment",
-        ];
+        let fields = ["partner_id", "timestamp", "signature", "country", "id_type", "environment"];
         if fields.iter().any(|f| field(f).is_none()) {
             return v2_error(400, "Missing parameter", "2213");
         }
         let ts = field("timestamp").unwrap();
-        let ts_ok = chrono::DateTime::parse_from_rfc3339(&ts).is_ok()
-            && ts.ends_with('Z')
-            && ts.len() == 24;
+        let ts_ok = chrono::DateTime::parse_from_rfc3339(&ts).is_ok() && ts.ends_with('Z') && ts.len() == 24;
         let partner = field("partner_id").unwrap();
-        let signed = signature::verify(
-            &Secret::new(self.key.clone()),
-            &partner,
-            &ts,
-            &field("signature").unwrap(),
-        );
-        if !ts_ok
-            || !signed
-            || partner != self.partner_id
-            || field("environment").unwrap() != self.environment
-        {
+        let signed = signature::verify(&Secret::new(self.key.clone()), &partner, &ts, &field("signature").unwrap());
+        if !ts_ok || !signed || partner != self.partner_id || field("environment").unwrap() != self.environment {
             return v2_error(401, "You are not authorized to do that.", "2205");
         }
         let pair = (field("country").unwrap(), field("id_type").unwrap());
@@ -115,6 +94,12 @@ pub struct Exporter {
     pub http: reqwest::Client,
 }
 
+/// A plain HTTP client for the tests (TLS set up as the exporter does).
+pub fn http() -> reqwest::Client {
+    idauth_exporter::smileid::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 /// Writes `yaml` (with the API key in a file beside it) and starts an exporter on it.
 pub async fn start(yaml: &str) -> Exporter {
     let dir = tempfile::tempdir().unwrap();
@@ -122,28 +107,17 @@ pub async fn start(yaml: &str) -> Exporter {
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, yaml).unwrap();
     let loaded = config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
-    let app = App::new(&config_path, loaded).unwrap();
+    let app = App::new(Some(&config_path), loaded).unwrap();
     let shutdown = CancellationToken::new();
     let (addr, handle) = app.start("127.0.0.1:0", shutdown.clone()).await.unwrap();
-    Exporter {
-        addr,
-        app,
-        shutdown,
-        handle,
-        dir,
-        config_path,
-        http: reqwest::Client::new(),
-    }
+    Exporter { addr, app, shutdown, handle, dir, config_path, http: http() }
 }
 
 /// A configuration for `base_url` with the given flavour, pairs and extra `poll:` lines.
 pub fn config_yaml(base_url: &str, api: &str, pairs: &[(&str, &[&str])], poll: &str) -> String {
     let mut targets = String::new();
     for (c, types) in pairs {
-        targets.push_str(&format!(
-            "  - country: {c}\n    id_types: [{}]\n",
-            types.join(", ")
-        ));
+        targets.push_str(&format!("  - country: {c}\n    id_types: [{}]\n", types.join(", ")));
     }
     format!(
         "smile_id:\n  partner_id: \"085\"\n  api_key_file: api_key\n  api: {api}\n  base_url: {base_url}\n\
@@ -181,10 +155,7 @@ impl Exporter {
 
     pub async fn stop(self) {
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(5), self.handle)
-            .await
-            .expect("stops in time")
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.handle).await.expect("stops in time").unwrap();
     }
 }
 
@@ -205,10 +176,7 @@ impl Metrics {
                 (k.to_owned(), v.parse::<f64>().unwrap())
             })
             .collect();
-        Metrics {
-            text: text.to_owned(),
-            series,
-        }
+        Metrics { text: text.to_owned(), series }
     }
 
     /// The value of `name` for a pair (plus extra labels, in alphabetical order).
@@ -220,34 +188,17 @@ impl Metrics {
     pub fn state(&self, country: &str, id_type: &str) -> String {
         let ones: Vec<&str> = ["online", "interruption", "offline", "unknown"]
             .into_iter()
-            .filter(|s| {
-                self.pair("idauth_state", country, id_type, &format!(",state=\"{s}\"")) == Some(1.0)
-            })
+            .filter(|s| self.pair("idauth_state", country, id_type, &format!(",state=\"{s}\"")) == Some(1.0))
             .collect();
-        assert_eq!(
-            ones.len(),
-            1,
-            "exactly one state per pair: {ones:?}\n{}",
-            self.text
-        );
+        assert_eq!(ones.len(), 1, "exactly one state per pair: {ones:?}\n{}", self.text);
         for s in ["online", "interruption", "offline", "unknown"] {
-            assert!(
-                self.pair("idauth_state", country, id_type, &format!(",state=\"{s}\""))
-                    .is_some(),
-                "{s} missing"
-            );
+            assert!(self.pair("idauth_state", country, id_type, &format!(",state=\"{s}\"")).is_some(), "{s} missing");
         }
         ones[0].to_owned()
     }
 
     pub fn failures(&self, country: &str, id_type: &str, reason: &str) -> f64 {
-        self.pair(
-            "idauth_poll_failures_total",
-            country,
-            id_type,
-            &format!(",reason=\"{reason}\""),
-        )
-        .unwrap()
+        self.pair("idauth_poll_failures_total", country, id_type, &format!(",reason=\"{reason}\"")).unwrap()
     }
 
     pub fn get(&self, key: &str) -> Option<f64> {

@@ -1,0 +1,380 @@
+//! The exporter against the built-in simulator, in-process, for both API flavours: the
+//! metrics equal the scenario's values at given simulated times, faults are counted under
+//! the right reason, and the simulator answers as the provider documents.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::*;
+use idauth_exporter::config::Environment;
+use idauth_exporter::model::Target;
+use idauth_exporter::secret::Secret;
+use idauth_exporter::server;
+use idauth_exporter::signature;
+use idauth_exporter::simulator::{Account, ManualClock, Scenario, Simulator};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const SCENARIO: &str = r#"
+pairs:
+  - country: NG
+    id_types: [BVN]
+    timeline:
+      - {for: 40m, success_rate: 0.98}
+      - {for: 20m, success_rate: 0.2}
+  - country: KE
+    id_types: [NATIONAL_ID]
+    timeline:
+      - {for: 30m, success_rate: 0.99}
+      - {for: 30m, success_rate: 0.75}
+    noise: 0.02
+  - country: GH
+    id_types: [GHANA_CARD]
+    timeline: [{for: 1h, success_rate: 0.97}]
+    faults: {error_share: 1}
+  - country: ZA
+    id_types: [NATIONAL_ID]
+    timeline: [{for: 1h, success_rate: 0.97}]
+    faults: {rate_limit_share: 1, retry_after: 1s}
+  - country: NG
+    id_types: [NIN_V2]
+    timeline: [{for: 1h, success_rate: 0.97}]
+    faults: {malformed_share: 1}
+  - country: ZM
+    id_types: [TPIN]
+    timeline: [{for: 1h, success_rate: 0.97}]
+    faults: {no_data: true}
+"#;
+
+fn account() -> Account {
+    Account { partner_id: "085".into(), api_key: Secret::new(KEY), environment: Environment::Production }
+}
+
+/// The start of an hour of simulated (= real, at speed 1) time.
+fn hour() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 14, 0, 0).unwrap()
+}
+
+struct Sim {
+    url: String,
+    clock: Arc<ManualClock>,
+    sim: Arc<Simulator>,
+    stop: CancellationToken,
+}
+
+async fn simulator(scenario: &str) -> Sim {
+    let clock = ManualClock::new(hour());
+    let scenario = Scenario::parse(scenario, "test.yaml").unwrap();
+    let sim = Simulator::new(scenario, account(), 1.0, clock.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    tokio::spawn(server::serve(listener, sim.handler(), stop.clone()));
+    Sim { url, clock, sim, stop }
+}
+
+fn t(c: &str, i: &str) -> Target {
+    Target::new(c.parse().unwrap(), i.parse().unwrap())
+}
+
+/// The metrics say exactly what the simulator's scenario says for `target` now.
+fn assert_matches(m: &Metrics, sim: &Simulator, target: &Target) {
+    let (c, i) = (target.country.as_str(), target.id_type.as_str());
+    let v = sim.view(target).unwrap();
+    assert_eq!(m.state(c, i), v.state.as_str(), "{target}");
+    assert_eq!(m.pair("idauth_success_rate_10m", c, i, ""), Some(v.rate_10m_percent / 100.0), "{target}");
+    assert_eq!(m.pair("idauth_success_rate_1h", c, i, ""), Some(v.rate_1h_percent / 100.0), "{target}");
+    assert_eq!(
+        m.pair("idauth_last_checked_timestamp_seconds", c, i, ""),
+        Some(v.last_checked.timestamp_millis() as f64 / 1000.0),
+        "{target}"
+    );
+}
+
+async fn exporter_against_the_simulator(api: &str) {
+    let s = simulator(SCENARIO).await;
+    let pairs: &[(&str, &[&str])] = &[
+        ("NG", &["BVN", "NIN_V2"]),
+        ("KE", &["NATIONAL_ID"]),
+        ("GH", &["GHANA_CARD"]),
+        ("ZA", &["NATIONAL_ID"]),
+        ("ZM", &["TPIN"]),
+    ];
+    let ex = start(&config_yaml(&s.url, api, pairs, "  retries: 0\n")).await;
+    ex.ready().await;
+    let (bvn, ke) = (t("NG", "BVN"), t("KE", "NATIONAL_ID"));
+
+    // 14:25: both healthy; the hour's mean includes the previous hour's bad windows.
+    s.clock.set(hour() + chrono::TimeDelta::minutes(25));
+    assert!(ex.app.run_cycle(false).await);
+    let m = ex.metrics().await;
+    assert_matches(&m, &s.sim, &bvn);
+    assert_matches(&m, &s.sim, &ke);
+    assert_eq!(m.state("NG", "BVN"), "online");
+    assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), Some(0.98));
+
+    // 14:55: the 14:40 window, BVN's first bad one, is complete: offline. KE is degraded.
+    s.clock.set(hour() + chrono::TimeDelta::minutes(55));
+    assert!(ex.app.run_cycle(false).await);
+    let m = ex.metrics().await;
+    assert_matches(&m, &s.sim, &bvn);
+    assert_matches(&m, &s.sim, &ke);
+    assert_eq!(m.state("NG", "BVN"), "offline");
+    assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), Some(0.2));
+    assert_eq!(m.state("KE", "NATIONAL_ID"), "interruption");
+
+    // 15:15: the 15:00 window was good again: BVN is back.
+    s.clock.set(hour() + chrono::TimeDelta::minutes(75));
+    assert!(ex.app.run_cycle(false).await);
+    let m = ex.metrics().await;
+    assert_matches(&m, &s.sim, &bvn);
+    assert_eq!(m.state("NG", "BVN"), "online");
+    assert_eq!(m.pair("idauth_success_rate_1h", "NG", "BVN", ""), Some(0.72));
+
+    // The pairs with faults: three cycles so far, each one failing the same way.
+    for (c, i, reason) in [
+        ("GH", "GHANA_CARD", "http_5xx"),
+        ("ZA", "NATIONAL_ID", "rate_limited"),
+        ("NG", "NIN_V2", "invalid_response"),
+        ("ZM", "TPIN", "no_data"),
+    ] {
+        assert_eq!(m.failures(c, i, reason), 4.0, "{c} {i} {reason}");
+        assert_eq!(m.state(c, i), "unknown", "{c} {i}");
+        assert_eq!(m.pair("idauth_poll_success", c, i, ""), Some(0.0));
+    }
+    ex.stop().await;
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn v2_exporter_follows_the_scenario() {
+    exporter_against_the_simulator("v2").await;
+}
+
+#[tokio::test]
+async fn v3_exporter_follows_the_scenario() {
+    exporter_against_the_simulator("v3").await;
+}
+
+#[tokio::test]
+async fn the_demo_serves_every_documented_pair_and_they_change() {
+    let stop = CancellationToken::new();
+    let demo = idauth_exporter::demo::start("127.0.0.1:0", stop.clone()).await.unwrap();
+    let http = http();
+    let metrics = |http: reqwest::Client| async move {
+        Metrics::parse(
+            &http.get(format!("http://{}/metrics", demo.exporter)).send().await.unwrap().text().await.unwrap(),
+        )
+    };
+    let mut first = None;
+    let mut changed = false;
+    for _ in 0..70 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let m = metrics(http.clone()).await;
+        if m.get("idauth_poll_cycle_last_run_timestamp_seconds").is_none() {
+            continue;
+        }
+        let states: Vec<String> =
+            Scenario::builtin().targets().iter().map(|t| m.state(t.country.as_str(), t.id_type.as_str())).collect();
+        match &first {
+            None => {
+                assert!(states.iter().all(|s| s != "unknown"), "every pair has data: {states:?}");
+                assert_eq!(m.get("idauth_targets"), Some(states.len() as f64));
+                first = Some(states);
+            }
+            Some(f) if *f != states => {
+                changed = true;
+                break;
+            }
+            Some(_) => {}
+        }
+    }
+    stop.cancel();
+    assert!(first.is_some(), "the demo produced data");
+    assert!(changed, "some authority changed state within 35 seconds");
+    let _ = demo.handle.await;
+}
+
+// The simulator's own answers, as a client that is not ours sees them.
+
+async fn post_v2(url: &str, body: &Value) -> (u16, Value) {
+    let resp = http().post(format!("{url}/api/v2/partner/id_status")).json(body).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+fn signed_body(key: &str, partner: &str, country: &str, id_type: &str) -> Value {
+    let ts = signature::timestamp(Utc::now());
+    json!({
+        "partner_id": partner, "timestamp": ts, "signature": signature::sign(&Secret::new(key), partner, &ts),
+        "country": country, "id_type": id_type, "environment": "production",
+    })
+}
+
+#[tokio::test]
+async fn v2_answers_as_the_provider_documents() {
+    let s = simulator(SCENARIO).await;
+    s.clock.set(hour() + chrono::TimeDelta::minutes(55));
+    let (status, body) = post_v2(&s.url, &signed_body(KEY, "085", "NG", "BVN")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, s.sim.view(&t("NG", "BVN")).unwrap().body());
+    assert_eq!(body["last_known_status"], "offline");
+
+    let unauthorized = json!({"error": "You are not authorized to do that.", "code": "2205"});
+    assert_eq!(post_v2(&s.url, &signed_body("wrong-key", "085", "NG", "BVN")).await, (401, unauthorized.clone()));
+    assert_eq!(post_v2(&s.url, &signed_body(KEY, "85", "NG", "BVN")).await.1["code"], "2205", "leading zeros matter");
+    let mut sandbox = signed_body(KEY, "085", "NG", "BVN");
+    sandbox["environment"] = json!("sandbox");
+    assert_eq!(post_v2(&s.url, &sandbox).await, (401, unauthorized.clone()));
+    let mut bad_ts = signed_body(KEY, "085", "NG", "BVN");
+    bad_ts["timestamp"] = json!("yesterday");
+    assert_eq!(post_v2(&s.url, &bad_ts).await.1["code"], "2205");
+    let mut missing = signed_body(KEY, "085", "NG", "BVN");
+    missing.as_object_mut().unwrap().remove("country");
+    assert_eq!(
+        post_v2(&s.url, &missing).await,
+        (400, json!({"error": "Missing required parameter: country", "code": "2213"}))
+    );
+    let mut wrong_type = signed_body(KEY, "085", "NG", "BVN");
+    wrong_type["country"] = json!(7);
+    assert_eq!(post_v2(&s.url, &wrong_type).await.1["code"], "2204");
+
+    let http = http();
+    let url = format!("{}/api/v2/partner/id_status", s.url);
+    let garbage = http.post(&url).body("{not json").send().await.unwrap();
+    assert_eq!(garbage.status(), 400);
+    assert_eq!(garbage.json::<Value>().await.unwrap()["code"], "2203");
+    let huge = http.post(&url).body(vec![b'x'; 1 << 20]).send().await.unwrap();
+    assert_eq!(huge.status(), 413);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 405);
+
+    let (status, body) = post_v2(&s.url, &signed_body(KEY, "085", "NG", "V_NIN")).await;
+    assert_eq!(status, 400, "documented but not simulated: no data");
+    assert!(body["error"].as_str().unwrap().starts_with("No data found. Check that NG and V_NIN"));
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn v3_answers_as_the_provider_documents() {
+    let s = simulator(SCENARIO).await;
+    let http = http();
+    let token_url = format!("{}/v3/token", s.url);
+    let token = |partner: &'static str, key: &'static str| {
+        http.post(&token_url).header("smileid-partner-id", partner).header("smileid-api-key", key).send()
+    };
+    assert_eq!(token("85", "wrong").await.unwrap().status(), 401);
+    assert_eq!(token("085", KEY).await.unwrap().status(), 401, "v3 wants no leading zeros");
+    let with_json =
+        http.post(&token_url).header("smileid-partner-id", "85").header("smileid-api-key", KEY).json(&json!({})).send();
+    assert_eq!(with_json.await.unwrap().status(), 415);
+    let body: Value = token("85", KEY).await.unwrap().json().await.unwrap();
+    let jwt = body["token"].as_str().unwrap().to_owned();
+    let claims: Value = {
+        use base64::Engine;
+        let part = jwt.split('.').nth(1).unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    };
+    assert_eq!(claims["exp"].as_i64().unwrap() - hour().timestamp(), 900);
+
+    let status = |q: &'static str, tok: Option<String>| {
+        let mut req = http.get(format!("{}/v3/services/id_status{q}", s.url));
+        if let Some(tok) = tok {
+            req = req.header("SmileID-Token", tok);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let invalid = json!({"message": "Invalid token", "status": "Unauthorized"});
+    assert_eq!(status("?country=NG&id_type=BVN", None).await, (401, invalid.clone()));
+    assert_eq!(status("?country=NG&id_type=BVN", Some(format!("{jwt}x"))).await, (401, invalid.clone()));
+    let ok = status("?country=NG&id_type=BVN", Some(jwt.clone())).await;
+    assert_eq!(ok, (200, s.sim.view(&t("NG", "BVN")).unwrap().body()));
+    let bad = |m: &str| json!({"message": m, "status": "Bad Request"});
+    assert_eq!(status("?id_type=BVN", Some(jwt.clone())).await, (400, bad("\"country\" is required")));
+    assert_eq!(status("?country=XX&id_type=BVN", Some(jwt.clone())).await, (400, bad("Invalid country")));
+    assert_eq!(
+        status("?country=KE&id_type=BVN", Some(jwt.clone())).await,
+        (400, bad("Invalid id_type for the given country"))
+    );
+    assert_eq!(
+        status("?country=NG&id_type=V_NIN", Some(jwt.clone())).await,
+        (400, bad("No data found. Check that NG and V_NIN are valid inputs"))
+    );
+    // Tokens expire.
+    s.clock.set(hour() + chrono::TimeDelta::minutes(16));
+    assert_eq!(status("?country=NG&id_type=BVN", Some(jwt)).await, (401, invalid));
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn v1_services_lists_the_simulated_pairs_in_the_provider_shape() {
+    let s = simulator(SCENARIO).await;
+    let body: Value = http().get(format!("{}/v1/services", s.url)).send().await.unwrap().json().await.unwrap();
+    assert!(body["bank_codes"].is_array());
+    assert_eq!(body["id_types"]["NG"]["BVN"], json!(["country", "id_type", "id_number", "user_id", "job_id"]));
+    assert!(body["id_types"]["NG"]["NIN_V2"].is_array());
+    assert!(body["id_types"]["NG"].get("V_NIN").is_none());
+    assert_eq!(body["hosted_web"]["basic_kyc"]["KE"]["name"], "Kenya");
+    assert!(body["hosted_web"]["basic_kyc"]["ZM"]["id_types"]["TPIN"]["required_fields"].is_array());
+    // The same shape as a captured body: every country maps types to field lists.
+    let captured: Value = serde_json::from_str(
+        &std::fs::read_to_string("../shared/reference/fixtures/v1-services-android.json").unwrap_or_else(|_| {
+            std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/reference/fixtures/v1-services-android.json"
+            ))
+            .unwrap()
+        }),
+    )
+    .unwrap();
+    for doc in [&body, &captured] {
+        for (_, types) in doc["id_types"].as_object().unwrap() {
+            for (_, fields) in types.as_object().unwrap() {
+                assert!(fields.as_array().unwrap().iter().all(Value::is_string));
+            }
+        }
+    }
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn the_simulator_survives_garbage() {
+    use rand::Rng;
+    let s = simulator(SCENARIO).await;
+    let http = http();
+    let paths = [
+        "/api/v2/partner/id_status",
+        "/v3/token",
+        "/v3/services/id_status?country=NG&id_type=BVN",
+        "/v1/services",
+        "/x",
+    ];
+    for i in 0..300 {
+        let len = rand::rng().random_range(0..2000);
+        let body: Vec<u8> = (0..len).map(|_| rand::rng().random()).collect();
+        let path = paths[i % paths.len()];
+        let method =
+            [reqwest::Method::POST, reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE][i % 4].clone();
+        let resp = http.request(method, format!("{}{path}", s.url)).body(body).send().await.unwrap();
+        assert!(resp.status().as_u16() < 500, "{path}: {}", resp.status());
+    }
+    // Still answering properly afterwards.
+    assert_eq!(post_v2(&s.url, &signed_body(KEY, "085", "NG", "BVN")).await.0, 200);
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn a_bad_scenario_file_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, SCENARIO.replace("success_rate: 0.75", "success_rate: high")).unwrap();
+    let e = Scenario::load(&path).unwrap_err().to_string();
+    let line = SCENARIO.lines().position(|l| l.contains("0.75")).unwrap() + 1;
+    assert!(e.starts_with(&format!("{}:{line}:", path.display())), "{e}");
+    assert!(e.contains("success_rate"), "{e}");
+    assert!(e.contains("pairs[1].timeline[1].success_rate"), "{e}");
+}
