@@ -4,6 +4,7 @@
 //! describes current state is rebuilt from the store on each scrape, so staleness is judged
 //! at the moment of the scrape, not at the moment of the last poll.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -38,8 +39,10 @@ pub struct Metrics {
     targets: IntGauge,
     reload_ok: Gauge,
     reload_time: Gauge,
-    /// Serialises refresh-and-encode, so two scrapes never interleave a reset.
-    scrape: Mutex<()>,
+    state_since: GaugeVec,
+    /// Serialises refresh-and-encode, so two scrapes never interleave a reset; holds each
+    /// pair's state at the last scrape and since when it has been shown.
+    scrape: Mutex<HashMap<Target, (AuthorityState, DateTime<Utc>)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -110,9 +113,16 @@ impl Metrics {
         .expect("valid metric");
         let cycle_last_run = Gauge::new(
             "idauth_poll_cycle_last_run_timestamp_seconds",
-            "When the last poll cycle finished, in Unix seconds: the scheduler's heartbeat.",
+            "When the last poll cycle finished (the start time until the first one), in Unix seconds: the scheduler's heartbeat.",
         )
         .expect("valid metric");
+        // A scheduler that never completes a cycle must look stalled too, so the heartbeat
+        // starts at the start time rather than at zero (which alerts could not tell apart).
+        cycle_last_run.set(unix(Utc::now()));
+        let state_since = pair_gauge(
+            "idauth_state_since_timestamp_seconds",
+            "When the pair's shown state (idauth_state) last changed, as seen at scrape time, in Unix seconds.",
+        );
         let targets = IntGauge::new("idauth_targets", "Configured (country, id_type) pairs.").expect("valid metric");
         let reload_ok = Gauge::new(
             "idauth_config_last_reload_successful",
@@ -147,6 +157,7 @@ impl Metrics {
             Box::new(unrecognized.clone()),
             Box::new(poll_duration.clone()),
             Box::new(cycle_last_run.clone()),
+            Box::new(state_since.clone()),
             Box::new(targets.clone()),
             Box::new(reload_ok.clone()),
             Box::new(reload_time.clone()),
@@ -171,7 +182,8 @@ impl Metrics {
             targets,
             reload_ok,
             reload_time,
-            scrape: Mutex::new(()),
+            state_since,
+            scrape: Mutex::new(HashMap::new()),
         }
     }
 
@@ -225,7 +237,9 @@ impl Metrics {
 
     /// Rebuilds the state metrics from `store` as of `now` and encodes everything.
     pub fn render(&self, store: &Store, now: DateTime<Utc>, max_age: Duration) -> String {
-        let _guard = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        let snapshot = store.snapshot();
+        seen.retain(|t, _| snapshot.iter().any(|(s, _)| s == t));
         for g in [
             &self.rate_10m,
             &self.rate_1h,
@@ -233,12 +247,19 @@ impl Metrics {
             &self.last_checked,
             &self.poll_success,
             &self.last_poll_success,
+            &self.state_since,
         ] {
             g.reset();
         }
-        for (t, s) in store.snapshot() {
+        for (t, s) in snapshot {
             let (c, i) = (t.country.as_str(), t.id_type.as_str());
             let current = s.current_state(now, max_age);
+            let since = match seen.get(&t) {
+                Some((state, since)) if *state == current => *since,
+                _ => now,
+            };
+            seen.insert(t.clone(), (current, since));
+            self.state_since.with_label_values(&[c, i]).set(unix(since));
             for st in AuthorityState::ALL {
                 self.state.with_label_values(&[c, i, st.as_str()]).set(if st == current { 1.0 } else { 0.0 });
             }
