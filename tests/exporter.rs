@@ -434,6 +434,7 @@ async fn stale_data_turns_unknown_and_its_rates_disappear() {
     assert_eq!(m.state("NG", "BVN"), "offline");
     assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), Some(0.1));
     let last_success = m.pair("idauth_last_poll_success_timestamp_seconds", "NG", "BVN", "").unwrap();
+    let offline_since = m.pair("idauth_state_since_timestamp_seconds", "NG", "BVN", "").unwrap();
 
     // The provider starts failing: what we knew stays shown until it is too old.
     server.reset().await;
@@ -456,6 +457,9 @@ async fn stale_data_turns_unknown_and_its_rates_disappear() {
     assert_eq!(m.pair("idauth_last_checked_timestamp_seconds", "NG", "BVN", ""), Some(CHECKED_UNIX));
     assert_eq!(m.pair("idauth_poll_success", "NG", "BVN", ""), Some(0.0));
     assert!(m.failures("NG", "BVN", "http_5xx") >= 1.0);
+    // The state changed, so its since-when moved on.
+    let unknown_since = m.pair("idauth_state_since_timestamp_seconds", "NG", "BVN", "").unwrap();
+    assert!(unknown_since >= offline_since + 2.0, "{offline_since} -> {unknown_since}");
     ex.stop().await;
 }
 
