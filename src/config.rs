@@ -23,6 +23,9 @@ pub const DEFAULT_PORT: u16 = 9877;
 pub const DEFAULT_SCHEDULE: &str = "0 1/10 * * * *";
 /// The environment variable read for the API key when the file names no source.
 pub const DEFAULT_API_KEY_ENV: &str = "SMILE_ID_API_KEY";
+/// The file read from `$CREDENTIALS_DIRECTORY` when the file names no source: systemd's
+/// `LoadCredential=smile_id_api_key:...`, or a secret mounted there in a container.
+pub const CREDENTIAL_NAME: &str = "smile_id_api_key";
 
 /// A validated configuration.
 #[derive(Clone, Debug)]
@@ -473,12 +476,23 @@ impl Validator<'_> {
                 }
             }
         } else {
-            match (self.env)(DEFAULT_API_KEY_ENV) {
+            // systemd's LoadCredential= (and containers that set CREDENTIALS_DIRECTORY to
+            // where their secrets are mounted) put the key in a file of a known name.
+            let credential = (self.env)("CREDENTIALS_DIRECTORY")
+                .map(|dir| Path::new(&dir).join(CREDENTIAL_NAME))
+                .and_then(|path| std::fs::read_to_string(path).ok());
+            match credential
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                .or_else(|| (self.env)(DEFAULT_API_KEY_ENV))
+            {
                 Some(v) => v,
                 None => {
                     return self.error(
                         &section,
-                        format!("smile_id: no API key; set api_key_file or api_key_env, or the environment variable {DEFAULT_API_KEY_ENV}"),
+                        format!(
+                            "smile_id: no API key; set api_key_file or api_key_env, provide the credential \
+                             {CREDENTIAL_NAME} in $CREDENTIALS_DIRECTORY, or set the environment variable {DEFAULT_API_KEY_ENV}"
+                        ),
                     );
                 }
             }

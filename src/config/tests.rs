@@ -308,7 +308,6 @@ fn periods_of_common_schedules() {
 #[test]
 fn the_example_file_parses_and_lists_every_documented_pair() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml")).unwrap();
-    let text = text.replace("api_key_file: /run/secrets/smile_id_api_key", "api_key_env: MY_KEY");
     let l = parse_ok(&text);
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
     assert_eq!(l.config.web.listen_address, format!("0.0.0.0:{DEFAULT_PORT}"));
@@ -344,4 +343,31 @@ fn type_errors_name_the_key_path() {
     assert!(msg.starts_with("targets[1].country: "), "{msg}");
     let (_, msg) = parse_err(&with("partner_id: \"085\"", "partner_id: 85"));
     assert!(msg.starts_with("smile_id.partner_id: write the partner ID as a quoted string"), "{msg}");
+}
+
+#[test]
+fn the_key_comes_from_the_credentials_directory_before_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(CREDENTIAL_NAME), "from-credential\n").unwrap();
+    let creds = dir.path().display().to_string();
+    let text = "smile_id:\n  partner_id: \"1\"\ntargets:\n  - country: GH\n    id_types: [GHANA_CARD]\n";
+    let both = |name: &str| match name {
+        "CREDENTIALS_DIRECTORY" => Some(creds.clone()),
+        "SMILE_ID_API_KEY" => Some("from-env".to_owned()),
+        _ => None,
+    };
+    let c = parse(text, "cfg.yaml", Path::new("."), &both).unwrap().config;
+    assert_eq!(c.smile_id.api_key.expose(), "from-credential");
+    // A credentials directory without the file falls back to the environment.
+    let empty = tempfile::tempdir().unwrap();
+    let empty_dir = empty.path().display().to_string();
+    let env_only = |name: &str| match name {
+        "CREDENTIALS_DIRECTORY" => Some(empty_dir.clone()),
+        "SMILE_ID_API_KEY" => Some("from-env".to_owned()),
+        _ => None,
+    };
+    assert_eq!(
+        parse(text, "cfg.yaml", Path::new("."), &env_only).unwrap().config.smile_id.api_key.expose(),
+        "from-env"
+    );
 }
