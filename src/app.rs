@@ -23,6 +23,7 @@ use crate::scheduler::{Scheduler, SchedulerError};
 use crate::server::{self, Routes, html_escape};
 use crate::smileid::{self, RetryPolicy, Transport};
 use crate::store::Store;
+use crate::webconfig::{self, WebConfig};
 
 /// The git revision this binary was built from.
 pub const REVISION: &str = env!("IDAUTH_REVISION");
@@ -56,6 +57,8 @@ pub struct DaemonOptions {
     pub config_file: PathBuf,
     /// `--web.listen-address`, overriding the file's `web.listen_address`.
     pub listen_address: Option<String>,
+    /// `--web.config.file`: TLS and basic authentication.
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// The parts that a reload replaces.
@@ -74,6 +77,8 @@ pub struct App {
     running: Arc<Mutex<()>>,
     reloading: Mutex<()>,
     scheduler: Mutex<Option<Scheduler>>,
+    /// The web configuration file, if any, and what it says now.
+    web: RwLock<(Option<PathBuf>, Arc<WebConfig>)>,
 }
 
 impl std::fmt::Debug for App {
@@ -125,7 +130,21 @@ impl App {
             running: Arc::new(Mutex::new(())),
             reloading: Mutex::new(()),
             scheduler: Mutex::new(None),
+            web: RwLock::new((None, Arc::new(WebConfig::default()))),
         }))
+    }
+
+    /// Serves with TLS and basic authentication as `path` (a `--web.config.file`) says;
+    /// a reload reads it again.
+    pub fn use_web_config(&self, path: &Path) -> Result<(), AppError> {
+        let web = WebConfig::load(path)?;
+        tracing::info!(file = %path.display(), tls = web.tls().is_some(), "web configuration loaded");
+        *self.web.write().unwrap_or_else(|p| p.into_inner()) = (Some(path.to_path_buf()), Arc::new(web));
+        Ok(())
+    }
+
+    fn web_config(&self) -> Arc<WebConfig> {
+        self.web.read().unwrap_or_else(|p| p.into_inner()).1.clone()
     }
 
     fn runtime(&self) -> Arc<Runtime> {
@@ -163,6 +182,15 @@ impl App {
             }
         };
         log_warnings(&loaded);
+        let web_path = self.web.read().unwrap_or_else(|p| p.into_inner()).0.clone();
+        let web = match web_path.as_deref().map(WebConfig::load).transpose() {
+            Ok(web) => web,
+            Err(e) => {
+                self.metrics.record_reload(false, Utc::now());
+                tracing::error!(error = %e, "web configuration reload failed; keeping the running configuration");
+                return Err(e.to_string());
+            }
+        };
         let config = loaded.config;
         let poller = match build_poller(&config, &self.store, &self.metrics) {
             Ok(p) => p,
@@ -187,6 +215,9 @@ impl App {
         self.metrics.set_targets(&old.config.targets, &config.targets);
         let added: Vec<Target> = config.targets.iter().filter(|t| !old.config.targets.contains(t)).cloned().collect();
         *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Runtime { config, poller: poller.clone() });
+        if let Some(web) = web {
+            self.web.write().unwrap_or_else(|p| p.into_inner()).1 = Arc::new(web);
+        }
         self.metrics.record_reload(true, Utc::now());
         tracing::info!(pairs = poller.targets().len(), added = added.len(), "configuration reloaded");
         // New pairs need not wait up to a whole period for their first data.
@@ -255,8 +286,13 @@ impl App {
 
         tracing::info!(address = %local, version = env!("CARGO_PKG_VERSION"), revision = REVISION, "listening");
         let app = self.clone();
+        let (web, tls) = (Arc::downgrade(self), Arc::downgrade(self));
+        let current: Arc<dyn Fn() -> Arc<WebConfig> + Send + Sync> =
+            Arc::new(move || web.upgrade().map(|a| a.web_config()).unwrap_or_default());
+        let tls_source: server::TlsSource = Arc::new(move || tls.upgrade().and_then(|a| a.web_config().tls()));
+        let handler = webconfig::protect(server::exporter(app.clone()), current);
         let handle = tokio::spawn(async move {
-            server::serve(listener, server::exporter(app.clone()), shutdown).await;
+            server::serve_with_tls(listener, handler, tls_source, shutdown).await;
             if let Some(mut s) = app.scheduler.lock().await.take() {
                 s.shutdown().await;
             }
@@ -280,6 +316,9 @@ pub async fn run_daemon(opts: DaemonOptions, shutdown: CancellationToken) -> Res
         None => loaded.config.web.listen_address.clone(),
     };
     let app = App::new(Some(&opts.config_file), loaded)?;
+    if let Some(path) = &opts.web_config_file {
+        app.use_web_config(path)?;
+    }
     let (_, handle) = app.start(&listen, shutdown).await?;
     let _ = handle.await;
     tracing::info!("stopped");

@@ -28,6 +28,10 @@ pub struct Cli {
     #[arg(long = "web.listen-address", value_name = "ADDR", global = true)]
     pub listen_address: Option<String>,
 
+    /// Path to a configuration file that can enable TLS or authentication (exporter-toolkit format).
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info, global = true)]
     pub log_level: LogLevel,

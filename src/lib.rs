@@ -35,3 +35,4 @@ pub mod simulator;
 pub mod smileid;
 pub mod store;
 pub mod telemetry;
+pub mod webconfig;

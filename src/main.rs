@@ -64,7 +64,11 @@ fn main() -> ExitCode {
 async fn daemon(cli: &Cli) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let opts = app::DaemonOptions { config_file: cli.config_file.clone(), listen_address: cli.listen_address.clone() };
+    let opts = app::DaemonOptions {
+        config_file: cli.config_file.clone(),
+        listen_address: cli.listen_address.clone(),
+        web_config_file: cli.web_config_file.clone(),
+    };
     app::run_daemon(opts, shutdown).await.context("idauth-exporter cannot run")
 }
 

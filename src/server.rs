@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
@@ -51,6 +52,18 @@ pub fn exporter(routes: Arc<dyn Routes>) -> Handler {
 /// Serves `handler` on `listener` until `shutdown` is cancelled, then lets in-flight
 /// requests finish for up to [`SHUTDOWN_GRACE`].
 pub async fn serve(listener: TcpListener, handler: Handler, shutdown: CancellationToken) {
+    serve_with_tls(listener, handler, Arc::new(|| None), shutdown).await;
+}
+
+/// Where each new connection learns whether to speak TLS: asked per connection, so that
+/// a reloaded web configuration applies to the next one.
+pub type TlsSource = Arc<dyn Fn() -> Option<TlsAcceptor> + Send + Sync>;
+
+/// How long a client gets to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`serve`], with TLS whenever `tls` gives an acceptor.
+pub async fn serve_with_tls(listener: TcpListener, handler: Handler, tls: TlsSource, shutdown: CancellationToken) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
     let graceful = GracefulShutdown::new();
@@ -72,10 +85,27 @@ pub async fn serve(listener: TcpListener, handler: Handler, shutdown: Cancellati
             let answer = handler(req);
             async move { Ok::<_, Infallible>(answer.await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let acceptor = tls();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let result = match acceptor {
+                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
+                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        watcher.watch(builder.serve_connection(TokioIo::new(tls), service).into_owned()).await
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -102,12 +102,27 @@ pub fn http() -> reqwest::Client {
 
 /// Writes `yaml` (with the API key in a file beside it) and starts an exporter on it.
 pub async fn start(yaml: &str) -> Exporter {
+    start_with_web(yaml, None).await
+}
+
+/// [`start`], with a `--web.config.file` of `web` text written beside the configuration
+/// (as `web.yml`, with the test TLS files of tests/fixtures/tls copied beside it).
+pub async fn start_with_web(yaml: &str, web: Option<&str>) -> Exporter {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api_key"), format!("{KEY}\n")).unwrap();
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, yaml).unwrap();
     let loaded = config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
     let app = App::new(Some(&config_path), loaded).unwrap();
+    if let Some(web) = web {
+        for f in ["ca.pem", "server.pem", "server.key", "client.pem", "client.key"] {
+            std::fs::copy(format!("{}/tests/fixtures/tls/{f}", env!("CARGO_MANIFEST_DIR")), dir.path().join(f))
+                .unwrap();
+        }
+        let web_path = dir.path().join("web.yml");
+        std::fs::write(&web_path, web).unwrap();
+        app.use_web_config(&web_path).unwrap_or_else(|e| panic!("{e}"));
+    }
     let shutdown = CancellationToken::new();
     let (addr, handle) = app.start("127.0.0.1:0", shutdown.clone()).await.unwrap();
     Exporter { addr, app, shutdown, handle, dir, config_path, http: http() }

@@ -1,0 +1,370 @@
+//! `--web.config.file`: TLS and basic authentication, in the format of Prometheus'
+//! exporter-toolkit, so that one file works for every exporter of a fleet.
+//!
+//! ```yaml
+//! tls_server_config:
+//!   cert_file: server.pem          # relative paths are relative to this file
+//!   key_file: server.key
+//!   client_auth_type: RequireAndVerifyClientCert   # or NoClientCert, VerifyClientCertIfGiven
+//!   client_ca_file: ca.pem
+//!   min_version: TLS12             # or TLS13
+//! http_server_config:
+//!   headers:
+//!     Strict-Transport-Security: max-age=31536000
+//! basic_auth_users:
+//!   prometheus: $2y$10$...         # bcrypt hashes
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{AUTHORIZATION, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use hyper::{Response, StatusCode};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{ConfigError, from_yaml, invalid};
+use crate::server::{self, Handler};
+
+/// The parsed web configuration: what the HTTP server needs.
+#[derive(Default)]
+pub struct WebConfig {
+    tls: Option<TlsAcceptor>,
+    users: BTreeMap<String, String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// Verified (user, SHA-256 of password) pairs: bcrypt is slow on purpose, and
+    /// Prometheus sends the same credentials every scrape.
+    verified: Mutex<HashMap<(String, [u8; 32]), bool>>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("tls", &self.tls.is_some())
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    tls_server_config: Option<Spanned<RawTls>>,
+    #[serde(default)]
+    http_server_config: Option<RawHttp>,
+    #[serde(default)]
+    basic_auth_users: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<Spanned<PathBuf>>,
+    key_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    client_auth_type: Option<Spanned<String>>,
+    #[serde(default)]
+    client_ca_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    min_version: Option<Spanned<String>>,
+    #[serde(default)]
+    max_version: Option<Spanned<String>>,
+    /// rustls always prefers its own order; accepted so that shared files load.
+    #[serde(default)]
+    #[allow(dead_code)]
+    prefer_server_cipher_suites: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default)]
+    headers: BTreeMap<String, Spanned<String>>,
+    /// HTTP/2 is negotiated with ALPN over TLS and needs no switch; accepted for compatibility.
+    #[serde(default)]
+    #[allow(dead_code)]
+    http2: Option<bool>,
+}
+
+/// A bcrypt hash of nothing in particular, checked for unknown users so that the answer
+/// takes as long whether or not the user exists.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| bcrypt::hash("", bcrypt::DEFAULT_COST).unwrap_or_default());
+
+impl WebConfig {
+    /// Reads and validates a web configuration file.
+    pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        WebConfig::parse(&text, &file, &base)
+    }
+
+    /// Parses web configuration text; `base` anchors relative paths.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<WebConfig, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(WebConfig::default());
+        }
+        let raw: Raw = from_yaml(text, file)?;
+        let mut users = BTreeMap::new();
+        for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
+            if bcrypt::verify("", &hash.value).is_err() {
+                return Err(invalid(
+                    file,
+                    &hash.referenced,
+                    format!(
+                        "basic_auth_users.{user}: not a bcrypt hash; expected one such as $2y$10$..., made with htpasswd -nBC 10"
+                    ),
+                ));
+            }
+            users.insert(user, hash.value);
+        }
+        let mut headers = Vec::new();
+        for (name, value) in raw.http_server_config.map(|h| h.headers).unwrap_or_default() {
+            let parsed = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.value.as_str()));
+            let (Ok(n), Ok(v)) = parsed else {
+                return Err(invalid(
+                    file,
+                    &value.referenced,
+                    format!("http_server_config.headers.{name}: not a valid header"),
+                ));
+            };
+            headers.push((n, v));
+        }
+        let tls = raw.tls_server_config.map(|t| tls_acceptor(t, file, base)).transpose()?;
+        Ok(WebConfig { tls, users, headers, verified: Mutex::new(HashMap::new()) })
+    }
+
+    /// The TLS acceptor, when TLS is configured.
+    pub fn tls(&self) -> Option<TlsAcceptor> {
+        self.tls.clone()
+    }
+
+    /// Whether a request may pass: always without users, else with the right password.
+    fn authorized(&self, authorization: Option<&HeaderValue>) -> bool {
+        if self.users.is_empty() {
+            return true;
+        }
+        let Some((user, password)) = authorization
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b64| STANDARD.decode(b64.trim()).ok())
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|pair| pair.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
+        else {
+            return false;
+        };
+        let key = (user.clone(), Sha256::digest(password.as_bytes()).into());
+        if let Some(ok) = self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return *ok;
+        }
+        let hash = self.users.get(&user).map_or(DUMMY_HASH.as_str(), String::as_str);
+        let ok = bcrypt::verify(&password, hash).unwrap_or(false) && self.users.contains_key(&user);
+        let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: a flood of wrong guesses must not grow memory without end.
+        if cache.len() > 1024 {
+            cache.clear();
+        }
+        cache.insert(key, ok);
+        ok
+    }
+}
+
+fn tls_acceptor(raw: Spanned<RawTls>, file: &str, base: &Path) -> Result<TlsAcceptor, ConfigError> {
+    let at = raw.referenced;
+    let t = raw.value;
+    let (Some(cert), Some(key)) = (t.cert_file, t.key_file) else {
+        return Err(invalid(file, &at, "tls_server_config: cert_file and key_file are both required".into()));
+    };
+    let path = |p: &Spanned<PathBuf>| base.join(&p.value);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path(&cert))
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .ok()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            invalid(
+                file,
+                &cert.referenced,
+                format!("tls_server_config.cert_file: no PEM certificate in {}", path(&cert).display()),
+            )
+        })?;
+    let private_key = PrivateKeyDer::from_pem_file(path(&key)).map_err(|e| {
+        invalid(
+            file,
+            &key.referenced,
+            format!("tls_server_config.key_file: no PEM private key in {}: {e}", path(&key).display()),
+        )
+    })?;
+
+    let version = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<u8>, ConfigError> {
+        match v.as_ref().map(|s| (s.value.as_str(), s.referenced)) {
+            None => Ok(None),
+            Some(("TLS12", _)) => Ok(Some(12)),
+            Some(("TLS13", _)) => Ok(Some(13)),
+            Some((other, at)) => Err(invalid(
+                file,
+                &at,
+                format!("tls_server_config.{key}: {other} is not supported; expected TLS12 or TLS13"),
+            )),
+        }
+    };
+    let min = version(&t.min_version, "min_version")?.unwrap_or(12);
+    let max = version(&t.max_version, "max_version")?.unwrap_or(13);
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
+            .into_iter()
+            .filter(|(v, _)| (min..=max).contains(v))
+            .map(|(_, p)| p)
+            .collect();
+    if versions.is_empty() {
+        return Err(invalid(file, &at, "tls_server_config: min_version is above max_version".into()));
+    }
+
+    crate::smileid::install_crypto_provider();
+    let builder = rustls::ServerConfig::builder_with_protocol_versions(&versions);
+    let auth = t.client_auth_type.as_ref().map_or("NoClientCert", |s| s.value.as_str());
+    let roots = || -> Result<Arc<rustls::RootCertStore>, ConfigError> {
+        let Some(ca) = &t.client_ca_file else {
+            return Err(invalid(file, &at, format!("tls_server_config: client_auth_type {auth} needs client_ca_file")));
+        };
+        let mut store = rustls::RootCertStore::empty();
+        let certs =
+            CertificateDer::pem_file_iter(path(ca)).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| {
+                invalid(file, &ca.referenced, format!("tls_server_config.client_ca_file: {}: {e}", path(ca).display()))
+            })?;
+        let (added, _) = store.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(invalid(
+                file,
+                &ca.referenced,
+                "tls_server_config.client_ca_file: no CA certificate in it".into(),
+            ));
+        }
+        Ok(Arc::new(store))
+    };
+    let builder = match auth {
+        "NoClientCert" => builder.with_no_client_auth(),
+        "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven" => {
+            let mut verifier = rustls::server::WebPkiClientVerifier::builder(roots()?);
+            if auth == "VerifyClientCertIfGiven" {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier.build().map_err(|e| invalid(file, &at, format!("tls_server_config: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        other => {
+            let at = t.client_auth_type.as_ref().map_or(at, |s| s.referenced);
+            return Err(invalid(
+                file,
+                &at,
+                format!(
+                    "tls_server_config.client_auth_type: {other} is not supported; expected NoClientCert, \
+                     VerifyClientCertIfGiven or RequireAndVerifyClientCert (certificates are always verified)"
+                ),
+            ));
+        }
+    };
+    let mut config = builder.with_single_cert(certs, private_key).map_err(|e| {
+        invalid(file, &at, format!("tls_server_config: the certificate and key do not go together: {e}"))
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Wraps `inner` with the current web configuration's basic authentication and headers.
+/// `current` is read on every request, so a reload takes effect at once.
+pub fn protect(inner: Handler, current: Arc<dyn Fn() -> Arc<WebConfig> + Send + Sync>) -> Handler {
+    Arc::new(move |req| {
+        let web = current();
+        let allowed = web.authorized(req.headers().get(AUTHORIZATION));
+        let inner = inner.clone();
+        Box::pin(async move {
+            let mut resp: Response<Full<Bytes>> = if allowed {
+                inner(req).await
+            } else {
+                let mut r = server::text(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "Unauthorized\n");
+                r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"idauth-exporter\""));
+                r
+            };
+            for (name, value) in &web.headers {
+                resp.headers_mut().insert(name.clone(), value.clone());
+            }
+            resp
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+
+    fn parse(text: &str) -> Result<WebConfig, ConfigError> {
+        WebConfig::parse(text, "web.yml", Path::new(FIXTURES))
+    }
+
+    fn basic(user: &str, password: &str) -> HeaderValue {
+        HeaderValue::try_from(format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))).unwrap()
+    }
+
+    #[test]
+    fn basic_auth_checks_bcrypt_and_caches() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let web = parse(&format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap();
+        assert!(web.authorized(Some(&basic("prometheus", "s3cret"))));
+        assert!(web.authorized(Some(&basic("prometheus", "s3cret"))), "from the cache");
+        assert!(!web.authorized(Some(&basic("prometheus", "wrong"))));
+        assert!(!web.authorized(Some(&basic("nobody", "s3cret"))));
+        assert!(!web.authorized(None));
+        assert!(!web.authorized(Some(&HeaderValue::from_static("Bearer x"))));
+        assert!(!web.authorized(Some(&HeaderValue::from_static("Basic !!!"))));
+        assert!(parse("").unwrap().authorized(None), "no users, no authentication");
+    }
+
+    #[test]
+    fn tls_loads_the_fixtures() {
+        let web = parse("tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n").unwrap();
+        assert!(web.tls().is_some());
+        let mtls = "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  min_version: TLS13\n";
+        assert!(parse(mtls).unwrap().tls().is_some());
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = parse("tls_server_config:\n  cert_file: server.pem\n").err().unwrap().to_string();
+        assert!(e.starts_with("web.yml:2:") && e.contains("cert_file and key_file"), "{e}");
+        let e =
+            parse("tls_server_config:\n  cert_file: missing.pem\n  key_file: server.key\n").err().unwrap().to_string();
+        assert!(e.starts_with("web.yml:2:") && e.contains("tls_server_config.cert_file"), "{e}");
+        let e = parse("tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAnyClientCert\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("web.yml:4:") && e.contains("not supported"), "{e}");
+        let e = parse("tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  min_version: TLS10\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("web.yml:4:") && e.contains("TLS12 or TLS13"), "{e}");
+        let e = parse("basic_auth_users:\n  alice: plaintext\n").err().unwrap().to_string();
+        assert!(e.starts_with("web.yml:2:") && e.contains("bcrypt"), "{e}");
+        let e = parse("tls_config: {}\n").err().unwrap().to_string();
+        assert!(e.contains("tls_config"), "{e}");
+        let e = parse("tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("cipher_suites"), "{e}");
+    }
+}

@@ -1,0 +1,148 @@
+//! `--web.config.file`: TLS, client certificates, basic authentication and headers on
+//! every endpoint, reloaded with the configuration; the example file is one that
+//! Prometheus' own `promtool check web-config` accepts.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer};
+
+const TLS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+
+async fn provider() -> MockServer {
+    let server = MockServer::start().await;
+    let fake = FakeV2::new(&[("NG", "BVN", status_body("online", "99%", "98%", "2026-11-26T09:50:04.596Z"))]);
+    Mock::given(method("POST")).respond_with(fake).mount(&server).await;
+    server
+}
+
+fn tls_client(identity: bool) -> reqwest::Client {
+    idauth_exporter::smileid::install_crypto_provider();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(format!("{TLS}/ca.pem")).unwrap()).unwrap();
+    let mut builder = reqwest::Client::builder().tls_certs_only([ca]);
+    if identity {
+        let mut pem = std::fs::read(format!("{TLS}/client.pem")).unwrap();
+        pem.extend(std::fs::read(format!("{TLS}/client.key")).unwrap());
+        builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+fn web_yaml(password: &str, extra: &str) -> String {
+    let hash = bcrypt::hash(password, 4).unwrap();
+    format!(
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n{extra}\
+         http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n\
+         basic_auth_users:\n  prometheus: '{hash}'\n"
+    )
+}
+
+#[tokio::test]
+async fn tls_and_basic_auth_guard_every_endpoint() {
+    let server = provider().await;
+    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "");
+    let ex = start_with_web(&yaml, Some(&web_yaml("hunter2", ""))).await;
+    let https = |path: &str| format!("https://127.0.0.1:{}{path}", ex.addr.port());
+    let client = tls_client(false);
+
+    for path in ["/metrics", "/-/healthy", "/-/ready", "/", "/api/v1/status"] {
+        let resp = client.get(https(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{path}");
+        assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"idauth-exporter\"");
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+        let wrong = client.get(https(path)).basic_auth("prometheus", Some("hunter3")).send().await.unwrap();
+        assert_eq!(wrong.status(), 401, "{path}");
+    }
+    for _ in 0..100 {
+        let r = client.get(https("/-/ready")).basic_auth("prometheus", Some("hunter2")).send().await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let resp = client.get(https("/metrics")).basic_auth("prometheus", Some("hunter2")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    let m = Metrics::parse(&resp.text().await.unwrap());
+    assert_eq!(m.state("NG", "BVN"), "online");
+
+    // Plain HTTP gets no answer.
+    assert!(ex.http.get(ex.url("/metrics")).send().await.is_err(), "plain HTTP must not be served");
+    // A client that does not trust the certificate is refused.
+    assert!(http().get(https("/metrics")).send().await.is_err());
+
+    // A reload reads the web configuration again: a new password works at once.
+    std::fs::write(ex.dir.path().join("web.yml"), web_yaml("correct-horse", "")).unwrap();
+    let reload = client.post(https("/-/reload")).basic_auth("prometheus", Some("hunter2")).send().await.unwrap();
+    assert_eq!(reload.status(), 200);
+    let old = client.get(https("/metrics")).basic_auth("prometheus", Some("hunter2")).send().await.unwrap();
+    assert_eq!(old.status(), 401);
+    let new = client.get(https("/metrics")).basic_auth("prometheus", Some("correct-horse")).send().await.unwrap();
+    assert_eq!(new.status(), 200);
+
+    // A broken web configuration fails the reload and keeps the running one.
+    std::fs::write(ex.dir.path().join("web.yml"), "basic_auth_users:\n  prometheus: plaintext\n").unwrap();
+    let reload = client.post(https("/-/reload")).basic_auth("prometheus", Some("correct-horse")).send().await.unwrap();
+    assert_eq!(reload.status(), 500);
+    assert!(reload.text().await.unwrap().contains("web.yml:2:"));
+    let still = client.get(https("/metrics")).basic_auth("prometheus", Some("correct-horse")).send().await.unwrap();
+    assert_eq!(still.status(), 200);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn client_certificates_are_required_when_configured() {
+    let server = provider().await;
+    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "");
+    let mtls = "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n";
+    let ex = start_with_web(&yaml, Some(&web_yaml("pw", mtls))).await;
+    let url = format!("https://127.0.0.1:{}/-/healthy", ex.addr.port());
+    assert!(tls_client(false).get(&url).send().await.is_err(), "no client certificate, no connection");
+    let resp = tls_client(true).get(&url).basic_auth("prometheus", Some("pw")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    ex.stop().await;
+}
+
+#[test]
+fn the_example_web_config_is_valid_for_promtool_and_for_us() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/web-config.example.yml"), dir.path().join("web.yml"))
+        .unwrap();
+    for f in ["server.pem", "server.key", "ca.pem"] {
+        std::fs::copy(format!("{TLS}/{f}"), dir.path().join(f)).unwrap();
+    }
+    let out = Command::new("promtool")
+        .args(["check", "web-config", "web.yml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("promtool is needed ({e}); install Debian's prometheus package (./scripts/test does)")
+        });
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("SUCCESS"), "{text}");
+    let web =
+        idauth_exporter::webconfig::WebConfig::load(&dir.path().join("web.yml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(web.tls().is_some());
+}
+
+#[test]
+fn the_daemon_refuses_a_broken_web_config_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, config_yaml("http://127.0.0.1:1", "v2", &[("NG", &["BVN"])], "")).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, "tls_server_config:\n  cert_file: nope.pem\n  key_file: nope.key\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_idauth-exporter"))
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--web.config.file={}", web.display()))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("web.yml:2:") && err.contains("tls_server_config.cert_file"), "{err}");
+}
