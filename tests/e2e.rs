@@ -158,6 +158,12 @@ async fn start_hook(hook: Hook, stop: CancellationToken) -> String {
     url
 }
 
+/// An instant query against the test's Prometheus.
+async fn query(http: &reqwest::Client, prom: &str, q: &str) -> Value {
+    let resp = http.get(format!("{prom}/api/v1/query")).query(&[("query", q)]).send().await.unwrap();
+    resp.json().await.unwrap()
+}
+
 async fn wait_ready(http: &reqwest::Client, url: &str, what: &str) {
     for _ in 0..150 {
         if http.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -273,9 +279,8 @@ async fn one_authority_goes_offline_pages_once_and_resolves() {
     // The rules go in once the exporter is being scraped: with `for:` this short, the
     // second or two before Prometheus's first scrape would otherwise fire
     // IdAuthExporterDown (absent), which a real `for: 10m` never sees.
-    let scraped = format!("{prom}/api/v1/query?query=up");
     for i in 0.. {
-        let r: Value = http.get(&scraped).send().await.unwrap().json().await.unwrap();
+        let r = query(&http, &prom, "up").await;
         if r["data"]["result"].as_array().is_some_and(|a| !a.is_empty()) {
             break;
         }
@@ -307,15 +312,7 @@ async fn one_authority_goes_offline_pages_once_and_resolves() {
     let fired_after = began.elapsed();
 
     for q in dashboard_queries() {
-        let resp: Value = http
-            .get(format!("{prom}/api/v1/query"))
-            .query(&[("query", q.as_str())])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let resp: Value = query(&http, &prom, &q).await;
         assert_eq!(resp["status"], "success", "{q}: {resp}");
         let result = resp["data"]["result"].as_array().unwrap();
         assert!(!result.is_empty(), "the dashboard query returned no data: {q}");
@@ -332,15 +329,7 @@ async fn one_authority_goes_offline_pages_once_and_resolves() {
     // inhibited it.
     let window = format!("{}s", began.elapsed().as_secs() + 10);
     let q = format!("count by (alertname, alertstate, country, id_type) (count_over_time(ALERTS[{window}]))");
-    let resp: Value = http
-        .get(format!("{prom}/api/v1/query"))
-        .query(&[("query", q.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp: Value = query(&http, &prom, &q).await;
     let mut seen: Vec<String> = resp["data"]["result"]
         .as_array()
         .unwrap()

@@ -294,14 +294,7 @@ async fn rate_limited_without_retries_left_is_counted() {
 #[tokio::test]
 async fn a_slow_answer_times_out() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(status_body("online", "99%", "99%", CHECKED))
-                .set_delay(Duration::from_secs(4)),
-        )
-        .mount(&server)
-        .await;
+    Mock::given(method("POST")).respond_with(online_after(Duration::from_secs(4))).mount(&server).await;
     let yaml =
         config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 0\n").replace("timeout: 2s", "timeout: 1s");
     let began = Instant::now();
@@ -466,14 +459,7 @@ async fn stale_data_turns_unknown_and_its_rates_disappear() {
 #[tokio::test]
 async fn a_cycle_still_running_is_not_doubled() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(status_body("online", "99%", "99%", CHECKED))
-                .set_delay(Duration::from_millis(900)),
-        )
-        .mount(&server)
-        .await;
+    Mock::given(method("POST")).respond_with(online_after(Duration::from_millis(900))).mount(&server).await;
     // Due every second, but a cycle of two pairs one at a time takes 1.8 s.
     let yaml = config_yaml(
         &server.uri(),

@@ -29,14 +29,7 @@ async fn healthy_provider() -> MockServer {
 #[tokio::test]
 async fn ready_only_after_the_first_cycle_and_healthy_throughout() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(status_body("online", "99%", "99%", CHECKED))
-                .set_delay(Duration::from_millis(1500)),
-        )
-        .mount(&server)
-        .await;
+    Mock::given(method("POST")).respond_with(online_after(Duration::from_millis(1500))).mount(&server).await;
     let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "")).await;
     assert_eq!(ex.get("/-/healthy").await.status(), 200);
     assert_eq!(ex.get("/-/ready").await.status(), 503);

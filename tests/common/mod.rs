@@ -30,6 +30,13 @@ pub fn status_body(status: &str, r10: &str, r1h: &str, last_checked: &str) -> Va
     })
 }
 
+/// An online answer that takes `delay` to come.
+pub fn online_after(delay: std::time::Duration) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_body_json(status_body("online", "99%", "99%", "2026-11-26T09:50:04.596Z"))
+        .set_delay(delay)
+}
+
 /// A fake v2 endpoint that verifies every request as the provider does.
 #[derive(Clone)]
 pub struct FakeV2 {
