@@ -74,7 +74,7 @@ pub struct App {
     metrics: Arc<Metrics>,
     runtime: RwLock<Arc<Runtime>>,
     ready: AtomicBool,
-    running: Arc<Mutex<()>>,
+    running: Mutex<()>,
     reloading: Mutex<()>,
     scheduler: Mutex<Option<Scheduler>>,
     /// The web configuration file, if any, and what it says now.
@@ -127,7 +127,7 @@ impl App {
             metrics,
             runtime: RwLock::new(Arc::new(Runtime { config, poller })),
             ready: AtomicBool::new(false),
-            running: Arc::new(Mutex::new(())),
+            running: Mutex::new(()),
             reloading: Mutex::new(()),
             scheduler: Mutex::new(None),
             web: RwLock::new((None, Arc::new(WebConfig::default()))),
@@ -156,9 +156,11 @@ impl App {
         self.runtime().config.clone()
     }
 
-    /// Runs one cycle now, unless one is already running.
+    /// Runs one cycle now, unless one is already running: a tick that finds the previous
+    /// cycle still going is skipped, with a warning, rather than doubling the load.
     pub async fn run_cycle(&self, spread: bool) -> bool {
         let Ok(_guard) = self.running.try_lock() else {
+            tracing::warn!("the previous poll cycle is still running; skipping this one");
             return false;
         };
         let poller = self.runtime().poller.clone();
@@ -167,47 +169,32 @@ impl App {
         true
     }
 
-    /// Reloads the configuration file; on failure the running configuration stays.
+    /// Reloads the configuration file (and the web configuration file); on failure the
+    /// running configuration stays, the error is logged and counted.
     pub async fn reload(&self) -> Result<(), String> {
         let _guard = self.reloading.lock().await;
+        let result = self.try_reload().await;
+        self.metrics.record_reload(result.is_ok(), Utc::now());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
+        }
+        result
+    }
+
+    async fn try_reload(&self) -> Result<(), String> {
         let Some(path) = &self.config_path else {
             return Err("there is no configuration file to reload (demo mode)".to_owned());
         };
-        let loaded = match config::load(path) {
-            Ok(l) => l,
-            Err(e) => {
-                self.metrics.record_reload(false, Utc::now());
-                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
-                return Err(e.to_string());
-            }
-        };
+        let loaded = config::load(path).map_err(|e| e.to_string())?;
         log_warnings(&loaded);
         let web_path = self.web.read().unwrap_or_else(|p| p.into_inner()).0.clone();
-        let web = match web_path.as_deref().map(WebConfig::load).transpose() {
-            Ok(web) => web,
-            Err(e) => {
-                self.metrics.record_reload(false, Utc::now());
-                tracing::error!(error = %e, "web configuration reload failed; keeping the running configuration");
-                return Err(e.to_string());
-            }
-        };
+        let web = web_path.as_deref().map(WebConfig::load).transpose().map_err(|e| e.to_string())?;
         let config = loaded.config;
-        let poller = match build_poller(&config, &self.store, &self.metrics) {
-            Ok(p) => p,
-            Err(e) => {
-                self.metrics.record_reload(false, Utc::now());
-                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
-                return Err(e.to_string());
-            }
-        };
-        let old = self.runtime();
-        if let Some(s) = self.scheduler.lock().await.as_mut()
-            && let Err(e) = s.reschedule(&config.poll.schedule).await
-        {
-            self.metrics.record_reload(false, Utc::now());
-            tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
-            return Err(e.to_string());
+        let poller = build_poller(&config, &self.store, &self.metrics).map_err(|e| e.to_string())?;
+        if let Some(s) = self.scheduler.lock().await.as_mut() {
+            s.reschedule(&config.poll.schedule).await.map_err(|e| e.to_string())?;
         }
+        let old = self.runtime();
         if old.config.web.listen_address != config.web.listen_address {
             tracing::warn!("web.listen_address changed; it takes effect at the next restart");
         }
@@ -218,7 +205,6 @@ impl App {
         if let Some(web) = web {
             self.web.write().unwrap_or_else(|p| p.into_inner()).1 = Arc::new(web);
         }
-        self.metrics.record_reload(true, Utc::now());
         tracing::info!(pairs = poller.targets().len(), added = added.len(), "configuration reloaded");
         // New pairs need not wait up to a whole period for their first data.
         if !added.is_empty() {
@@ -250,15 +236,13 @@ impl App {
             let app = ticker.clone();
             async move {
                 if let Some(app) = app.upgrade() {
-                    let poller = app.runtime().poller.clone();
-                    poller.run_cycle(true).await;
-                    app.ready.store(true, Ordering::Release);
+                    app.run_cycle(true).await;
                 }
             }
             .boxed()
         });
         let schedule = self.config().poll.schedule;
-        let scheduler = Scheduler::start(&schedule, task, self.running.clone()).await?;
+        let scheduler = Scheduler::start(&schedule, task).await?;
         *self.scheduler.lock().await = Some(scheduler);
 
         #[cfg(unix)]

@@ -4,12 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use idauth_exporter::cli::{Cli, Command, ConfigCommand, SimEnvironment, SimulateArgs};
-use idauth_exporter::config::Environment;
+use idauth_exporter::cli::{Cli, Command, ConfigCommand, SimulateArgs};
 use idauth_exporter::model::Target;
-use idauth_exporter::secret::Secret;
-use idauth_exporter::simulator::{Account, Scenario, Simulator, SystemClock};
-use idauth_exporter::{app, check, config, demo, server, telemetry};
+use idauth_exporter::{app, check, config, demo, simulator, telemetry};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -129,41 +126,9 @@ fn config_check(cli: &Cli) -> ExitCode {
     }
 }
 
-/// The key the simulator accepts when its environment variable is unset: it guards nothing.
-const SIMULATOR_DEFAULT_KEY: &str = "simulator-key";
-
 async fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
-    let scenario = match &args.scenario {
-        Some(path) => Scenario::load(path)?,
-        None => Scenario::builtin(),
-    };
-    anyhow::ensure!(args.speed.is_finite() && args.speed > 0.0, "--speed must be a positive number");
-    let api_key = match std::env::var(&args.api_key_env) {
-        Ok(k) if !k.is_empty() => k,
-        _ => {
-            tracing::warn!(variable = %args.api_key_env, "the API key variable is unset; accepting the built-in simulator key");
-            SIMULATOR_DEFAULT_KEY.to_owned()
-        }
-    };
-    let account = Account {
-        partner_id: args.partner_id.clone(),
-        api_key: Secret::new(api_key),
-        environment: match args.environment {
-            SimEnvironment::Production => Environment::Production,
-            SimEnvironment::Sandbox => Environment::Sandbox,
-        },
-    };
-    let pairs = scenario.pairs.len();
-    let sim = Simulator::new(scenario, account, args.speed, std::sync::Arc::new(SystemClock));
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    // The first line of standard output says where, for scripts that start it on port 0.
-    println!("simulator listening on http://{addr}");
-    tracing::info!(address = %addr, pairs, speed = args.speed, "simulator listening");
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    server::serve(listener, sim.handler(), shutdown).await;
+    simulator::run(args, &|name| std::env::var(name).ok(), shutdown).await?;
     Ok(())
 }

@@ -1,9 +1,8 @@
-//! Runs poll cycles on the configured cron schedule (UTC), never two at once.
+//! Runs poll cycles on the configured cron schedule (UTC).
 
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use uuid::Uuid;
 
@@ -18,7 +17,6 @@ pub struct Scheduler {
     job: Uuid,
     schedule: String,
     task: Task,
-    running: Arc<Mutex<()>>,
 }
 
 /// Why the scheduler could not start.
@@ -27,14 +25,12 @@ pub struct Scheduler {
 pub struct SchedulerError(#[from] JobSchedulerError);
 
 impl Scheduler {
-    /// Starts running `task` on `schedule`. A tick that finds the previous run still
-    /// going is skipped, with a warning, rather than doubling the load on the provider.
-    /// `running` is held by whoever runs a cycle, the scheduler included.
-    pub async fn start(schedule: &Schedule, task: Task, running: Arc<Mutex<()>>) -> Result<Scheduler, SchedulerError> {
+    /// Starts running `task` on `schedule`; the task itself keeps cycles from overlapping.
+    pub async fn start(schedule: &Schedule, task: Task) -> Result<Scheduler, SchedulerError> {
         let inner = JobScheduler::new().await?;
-        let job = inner.add(make_job(schedule, task.clone(), running.clone())?).await?;
+        let job = inner.add(make_job(schedule, task.clone())?).await?;
         inner.start().await?;
-        Ok(Scheduler { inner, job, schedule: schedule.as_str().to_owned(), task, running })
+        Ok(Scheduler { inner, job, schedule: schedule.as_str().to_owned(), task })
     }
 
     /// Moves the job to a new schedule, when it differs.
@@ -42,7 +38,7 @@ impl Scheduler {
         if schedule.as_str() == self.schedule {
             return Ok(());
         }
-        let job = self.inner.add(make_job(schedule, self.task.clone(), self.running.clone())?).await?;
+        let job = self.inner.add(make_job(schedule, self.task.clone())?).await?;
         self.inner.remove(&self.job).await?;
         self.job = job;
         self.schedule = schedule.as_str().to_owned();
@@ -57,16 +53,6 @@ impl Scheduler {
     }
 }
 
-fn make_job(schedule: &Schedule, task: Task, running: Arc<Mutex<()>>) -> Result<Job, JobSchedulerError> {
-    Job::new_async_tz(schedule.as_str(), chrono::Utc, move |_, _| {
-        let task = task.clone();
-        let running = running.clone();
-        Box::pin(async move {
-            let Ok(_guard) = running.try_lock() else {
-                tracing::warn!("the previous poll cycle is still running; skipping this one");
-                return;
-            };
-            task().await;
-        })
-    })
+fn make_job(schedule: &Schedule, task: Task) -> Result<Job, JobSchedulerError> {
+    Job::new_async_tz(schedule.as_str(), chrono::Utc, move |_, _| task())
 }

@@ -34,6 +34,65 @@ use crate::secret::Secret;
 use crate::server::{self, Handler};
 use crate::signature;
 
+/// The key the simulator accepts when its environment variable is unset: it guards nothing.
+pub const DEFAULT_KEY: &str = "simulator-key";
+
+/// Why `idauth-exporter simulate` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulatorError {
+    /// The scenario file is invalid.
+    #[error(transparent)]
+    Scenario(#[from] crate::config::ConfigError),
+    /// `--speed` is not a positive number.
+    #[error("--speed must be a positive number, not {0}")]
+    Speed(f64),
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// The reason.
+        source: std::io::Error,
+    },
+}
+
+/// `idauth-exporter simulate`: serves until `shutdown` is cancelled. The first line of
+/// standard output says where, for scripts that start it on port 0.
+pub async fn run(
+    args: &crate::cli::SimulateArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), SimulatorError> {
+    let scenario = match &args.scenario {
+        Some(path) => Scenario::load(path)?,
+        None => Scenario::builtin(),
+    };
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(SimulatorError::Speed(args.speed));
+    }
+    let api_key = env(&args.api_key_env).filter(|k| !k.is_empty()).unwrap_or_else(|| {
+        tracing::warn!(variable = %args.api_key_env, "the API key variable is unset; accepting the simulator's default key");
+        DEFAULT_KEY.to_owned()
+    });
+    let account = Account {
+        partner_id: args.partner_id.clone(),
+        api_key: Secret::new(api_key),
+        environment: match args.environment {
+            crate::cli::SimEnvironment::Production => Environment::Production,
+            crate::cli::SimEnvironment::Sandbox => Environment::Sandbox,
+        },
+    };
+    let pairs = scenario.pairs.len();
+    let sim = Simulator::new(scenario, account, args.speed, Arc::new(SystemClock));
+    let bind_err = |source| SimulatorError::Bind { address: args.listen.clone(), source };
+    let listener = tokio::net::TcpListener::bind(&args.listen).await.map_err(bind_err)?;
+    let addr = listener.local_addr().map_err(bind_err)?;
+    println!("simulator listening on http://{addr}");
+    tracing::info!(address = %addr, pairs, speed = args.speed, "simulator listening");
+    server::serve(listener, sim.handler(), shutdown).await;
+    Ok(())
+}
+
 /// The largest request body the simulator reads.
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// Lifetime of a v3 token.
