@@ -77,6 +77,8 @@ pub struct App {
     running: Mutex<()>,
     reloading: Mutex<()>,
     scheduler: Mutex<Option<Scheduler>>,
+    /// Seconds after which the landing page reloads itself; 0 for never.
+    landing_refresh: std::sync::atomic::AtomicU64,
     /// The web configuration file, if any, and what it says now.
     web: RwLock<(Option<PathBuf>, Arc<WebConfig>)>,
 }
@@ -119,7 +121,7 @@ impl App {
         let store = Arc::new(Store::new(&config.targets));
         let metrics = Arc::new(Metrics::new(REVISION));
         metrics.set_targets(&[], &config.targets);
-        metrics.record_reload(true, Utc::now());
+        metrics.record_load(Utc::now());
         let poller = build_poller(&config, &store, &metrics)?;
         Ok(Arc::new(App {
             config_path: config_path.map(Path::to_path_buf),
@@ -131,6 +133,7 @@ impl App {
             reloading: Mutex::new(()),
             scheduler: Mutex::new(None),
             web: RwLock::new((None, Arc::new(WebConfig::default()))),
+            landing_refresh: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -141,6 +144,11 @@ impl App {
         tracing::info!(file = %path.display(), tls = web.tls().is_some(), "web configuration loaded");
         *self.web.write().unwrap_or_else(|p| p.into_inner()) = (Some(path.to_path_buf()), Arc::new(web));
         Ok(())
+    }
+
+    /// Makes the landing page reload itself every `seconds` (for the demo).
+    pub fn refresh_landing_page_every(&self, seconds: u64) {
+        self.landing_refresh.store(seconds, Ordering::Relaxed);
     }
 
     fn web_config(&self) -> Arc<WebConfig> {
@@ -373,6 +381,10 @@ impl Routes for App {
             );
         }
         rows
+    }
+
+    fn landing_refresh(&self) -> Option<u64> {
+        Some(self.landing_refresh.load(Ordering::Relaxed)).filter(|s| *s > 0)
     }
 
     fn reload(&self) -> BoxFuture<'_, Result<(), String>> {

@@ -82,6 +82,8 @@ pub async fn start(listen: &str, shutdown: CancellationToken) -> Result<Demo, Ap
 
     let config = exporter_config(&format!("http://{simulator}"), &account, &scenario, SPEED, listen);
     let app = App::new(None, Loaded { config, warnings: Vec::new() })?;
+    // A window passes every 10 seconds: the page follows without a finger on F5.
+    app.refresh_landing_page_every((600.0 / SPEED).ceil().max(5.0) as u64);
     let (exporter, exporter_task) = app.start(listen, shutdown).await?;
     let handle = tokio::spawn(async move {
         let _ = exporter_task.await;

@@ -9,11 +9,13 @@
 //!   [`scheduler`] runs cycles on the cron schedule.
 //! - [`store`]: the latest observation and poll outcome per target, the one place state lives.
 //! - [`metrics`]: the Prometheus registry, refreshed from the store at scrape time.
-//! - [`server`]: `/metrics`, `/`, `/-/healthy`, `/-/ready`, `/-/reload`, `/api/v1/status`.
+//! - [`server`]: `/metrics`, `/`, `/-/healthy`, `/-/ready`, `/-/reload`, `/api/v1/status`;
+//!   [`webconfig`] adds TLS and basic authentication (`--web.config.file`).
 //!
 //! Around them: [`model`] (domain values), [`catalog`] (documented ID types),
-//! [`secret`] and [`signature`] (credentials), [`telemetry`] (logs), [`app`] (the daemon and
-//! the `check` command wired together) and [`cli`] (flags).
+//! [`secret`] and [`signature`] (credentials), [`telemetry`] (logs), [`app`] (the daemon
+//! wired together), [`check`] (the `check` command), [`cli`] (flags), [`simulator`] (a
+//! fake Smile ID playing a scenario) and [`demo`] (the simulator and the exporter together).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

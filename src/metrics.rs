@@ -39,6 +39,7 @@ pub struct Metrics {
     targets: IntGauge,
     reload_ok: Gauge,
     reload_time: Gauge,
+    reloads: IntCounterVec,
     state_since: GaugeVec,
     /// Serialises refresh-and-encode, so two scrapes never interleave a reset; holds each
     /// pair's state at the last scrape and since when it has been shown.
@@ -129,6 +130,14 @@ impl Metrics {
             "Whether the last configuration reload attempt was successful.",
         )
         .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new("idauth_config_reloads_total", "Configuration reload attempts, by result (success, failure)."),
+            &["result"],
+        )
+        .expect("valid metric");
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
         let reload_time = Gauge::new(
             "idauth_config_last_reload_success_timestamp_seconds",
             "Timestamp of the last successful configuration reload.",
@@ -161,6 +170,7 @@ impl Metrics {
             Box::new(targets.clone()),
             Box::new(reload_ok.clone()),
             Box::new(reload_time.clone()),
+            Box::new(reloads.clone()),
             Box::new(build_info),
         ];
         for c in collectors {
@@ -182,6 +192,7 @@ impl Metrics {
             targets,
             reload_ok,
             reload_time,
+            reloads,
             state_since,
             scrape: Mutex::new(HashMap::new()),
         }
@@ -227,9 +238,16 @@ impl Metrics {
         self.cycle_last_run.set(unix(finished));
     }
 
-    /// Records a configuration (re)load attempt.
+    /// Records the configuration loaded at start-up.
+    pub fn record_load(&self, at: DateTime<Utc>) {
+        self.reload_ok.set(1.0);
+        self.reload_time.set(unix(at));
+    }
+
+    /// Records a configuration reload attempt.
     pub fn record_reload(&self, ok: bool, at: DateTime<Utc>) {
         self.reload_ok.set(if ok { 1.0 } else { 0.0 });
+        self.reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
         if ok {
             self.reload_time.set(unix(at));
         }

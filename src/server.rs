@@ -31,6 +31,10 @@ pub trait Routes: Send + Sync + 'static {
     fn status_json(&self) -> String;
     /// The body of the landing page's status table (HTML rows).
     fn landing_rows(&self) -> String;
+    /// Seconds after which the landing page reloads itself, if it should (the demo).
+    fn landing_refresh(&self) -> Option<u64> {
+        None
+    }
     /// Reloads the configuration file.
     fn reload(&self) -> BoxFuture<'_, Result<(), String>>;
 }
@@ -149,7 +153,11 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<By
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, plain, format!("failed to reload config: {e}\n")),
         },
         "/api/v1/status" if read => text(StatusCode::OK, "application/json", routes.status_json()),
-        "/" if read => text(StatusCode::OK, "text/html; charset=utf-8", landing_page(&routes.landing_rows())),
+        "/" if read => text(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            landing_page(&routes.landing_rows(), routes.landing_refresh()),
+        ),
         "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/status" | "/" => not_allowed("GET, HEAD"),
         "/-/reload" => not_allowed("POST, PUT"),
         _ => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
@@ -158,11 +166,12 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<By
     resp
 }
 
-fn landing_page(rows: &str) -> String {
+fn landing_page(rows: &str, refresh: Option<u64>) -> String {
+    let refresh = refresh.map_or(String::new(), |s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"));
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">
-<head><meta charset="utf-8"><title>idauth-exporter</title>
+<head><meta charset="utf-8"><title>idauth-exporter</title>{refresh}
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}
 .online{{color:#1a7f37}}.interruption{{color:#9a6700}}.offline{{color:#cf222e;font-weight:bold}}.unknown{{color:#57606a}}</style></head>
 <body>

@@ -50,6 +50,7 @@ async fn landing_page_status_api_and_wrong_requests() {
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     let page = page.text().await.unwrap();
     assert!(page.contains("href=\"/metrics\""), "{page}");
+    assert!(!page.contains("http-equiv=\"refresh\""), "only the demo's page reloads itself");
     assert!(page.contains("<td>KE</td><td>NATIONAL_ID</td><td class=\"offline\">offline</td><td>3.0%</td>"), "{page}");
 
     let status: serde_json::Value = ex.get("/api/v1/status").await.json().await.unwrap();
@@ -104,6 +105,8 @@ async fn reload_applies_a_good_file_and_keeps_running_on_a_bad_one() {
     assert!(body.contains("config.yaml:") && body.contains("poll.concurrency"), "{body}");
     let m = ex.metrics().await;
     assert_eq!(m.get("idauth_config_last_reload_successful"), Some(0.0));
+    assert_eq!(m.get("idauth_config_reloads_total{result=\"failure\"}"), Some(1.0));
+    assert_eq!(m.get("idauth_config_reloads_total{result=\"success\"}"), Some(1.0));
     assert_eq!(m.get("idauth_targets"), Some(2.0));
     assert_eq!(m.state("GH", "GHANA_CARD"), "interruption");
 

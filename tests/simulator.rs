@@ -192,6 +192,8 @@ async fn the_demo_serves_every_documented_pair_and_they_change() {
             Some(_) => {}
         }
     }
+    let page = http.get(format!("http://{}/", demo.exporter)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<meta http-equiv=\"refresh\" content=\"10\">"), "the demo's page follows by itself");
     stop.cancel();
     assert!(first.is_some(), "the demo produced data");
     assert!(changed, "some authority changed state within 35 seconds");
