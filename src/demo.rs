@@ -60,7 +60,11 @@ pub fn exporter_config(base_url: &str, account: &Account, scenario: &Scenario, s
             jitter: Duration::ZERO,
             max_data_age: period * 3 + Duration::from_secs(1),
         },
-        targets: scenario.targets(),
+        targets: {
+            let mut targets = scenario.targets();
+            targets.sort();
+            targets
+        },
         web: WebConfig { listen_address: listen.to_owned() },
     }
 }

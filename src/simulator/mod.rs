@@ -44,7 +44,7 @@ pub enum SimulatorError {
     #[error(transparent)]
     Scenario(#[from] crate::config::ConfigError),
     /// `--speed` is not a positive number.
-    #[error("--speed must be a positive number, not {0}")]
+    #[error("--speed must be a positive number up to 1000000, not {0}")]
     Speed(f64),
     /// The address could not be bound.
     #[error("cannot listen on {address}: {source}")]
@@ -67,7 +67,7 @@ pub async fn run(
         Some(path) => Scenario::load(path)?,
         None => Scenario::builtin(),
     };
-    if !(args.speed.is_finite() && args.speed > 0.0) {
+    if !(args.speed.is_finite() && args.speed > 0.0 && args.speed <= MAX_SPEED) {
         return Err(SimulatorError::Speed(args.speed));
     }
     let api_key = env(&args.api_key_env).filter(|k| !k.is_empty()).unwrap_or_else(|| {
@@ -92,6 +92,9 @@ pub async fn run(
     server::serve(listener, sim.handler(), shutdown).await;
     Ok(())
 }
+
+/// The fastest simulated time may run: a 10-minute window every 0.6 ms.
+pub const MAX_SPEED: f64 = 1_000_000.0;
 
 /// The largest request body the simulator reads.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -195,7 +198,7 @@ impl Simulator {
         Arc::new(Simulator {
             scenario,
             account,
-            speed: if speed.is_finite() && speed > 0.0 { speed } else { 1.0 },
+            speed: if speed.is_finite() && speed > 0.0 { speed.min(MAX_SPEED) } else { 1.0 },
             clock,
             jwt_key: Secret::new(URL_SAFE_NO_PAD.encode(key)),
         })

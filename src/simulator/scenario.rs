@@ -20,6 +20,8 @@ use crate::model::{AuthorityState, Country, IdType, Target};
 
 /// The provider's aggregation window, in simulated seconds.
 pub const WINDOW_SECS: i64 = 600;
+/// The longest a timeline segment or offset may be: a year of simulated time.
+const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// The scenario built into the binary: every documented pair, most healthy, a few
 /// flapping, one going offline for a while every hour.
@@ -117,8 +119,11 @@ impl PairScenario {
 
     /// The success rate (percent, one decimal) of window `w`.
     pub fn window_percent(&self, w: i64) -> f64 {
-        let total: i64 = self.timeline.iter().map(|(len, _)| len).sum();
-        let mut pos = (w * WINDOW_SECS + self.offset).rem_euclid(total);
+        // Segments and offsets are at most a year each (checked when parsed), so these sums
+        // stay far from overflow; the window index is reduced first for the same reason.
+        let total: i64 = self.timeline.iter().map(|(len, _)| len).sum::<i64>().max(1);
+        let w_in_cycle = w.rem_euclid(total);
+        let mut pos = (w_in_cycle * WINDOW_SECS + self.offset).rem_euclid(total);
         let mut ratio = self.timeline[0].1;
         for (len, r) in &self.timeline {
             if pos < *len {
@@ -187,8 +192,12 @@ impl Scenario {
             let mut timeline = Vec::new();
             for seg in &p.timeline.value {
                 let secs = seg.for_.value.0.as_secs() as i64;
-                if secs <= 0 {
-                    return Err(invalid(file, &seg.for_.referenced, "timeline.for: must be longer than zero".into()));
+                if secs <= 0 || seg.for_.value.0 > LONGEST {
+                    return Err(invalid(
+                        file,
+                        &seg.for_.referenced,
+                        "timeline.for: out of range; expected from 1s to a year".into(),
+                    ));
                 }
                 if !(0.0..=1.0).contains(&seg.success_rate.value) {
                     return Err(invalid(
@@ -231,7 +240,13 @@ impl Scenario {
                     "faults: error_share + rate_limit_share + malformed_share is more than 1".into(),
                 ));
             }
-            let offset = p.offset.map_or(0, |d| d.0.as_secs() as i64);
+            let offset = match p.offset {
+                Some(o) if o.value.0 > LONGEST => {
+                    return Err(invalid(file, &o.referenced, "offset: out of range; expected at most a year".into()));
+                }
+                Some(o) => o.value.0.as_secs() as i64,
+                None => 0,
+            };
             for id in p.id_types.value {
                 let target = Target::new(p.country.value, id.value);
                 if !seen.insert(target.clone()) {
@@ -271,7 +286,7 @@ struct RawPair {
     id_types: Spanned<Vec<Spanned<IdType>>>,
     timeline: Spanned<Vec<RawSegment>>,
     #[serde(default)]
-    offset: Option<HumanDuration>,
+    offset: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     noise: Option<Spanned<f64>>,
     #[serde(default)]
@@ -392,6 +407,22 @@ mod tests {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(f);
             Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+
+    #[test]
+    fn extreme_durations_and_times_are_refused_or_survived() {
+        let huge = ONE.replace("for: 40m", "for: 1000000000y");
+        let e = Scenario::parse(&huge, "s.yaml").unwrap_err().to_string();
+        assert!(e.contains("timeline.for: out of range"), "{e}");
+        let far = ONE.replace("    timeline:", "    offset: 400d\n    timeline:");
+        assert!(Scenario::parse(&far, "s.yaml").unwrap_err().to_string().contains("offset: out of range"));
+        let p = Scenario::parse(ONE, "s.yaml").unwrap().pairs.remove(0);
+        for w in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX] {
+            let r = p.window_percent(w);
+            assert!((0.0..=100.0).contains(&r));
+        }
+        let v = p.view_at(Utc.timestamp_opt(4_000_000_000, 0).unwrap(), 1_000_000.0);
+        assert!((0.0..=100.0).contains(&v.rate_10m_percent));
     }
 
     proptest::proptest! {

@@ -222,7 +222,7 @@ fn error_words(body: &[u8]) -> (Option<String>, String) {
 }
 
 /// Classifies a response that is not a success.
-pub(crate) fn classify_failure(status: u16, body: &[u8]) -> PollError {
+pub fn classify_failure(status: u16, body: &[u8]) -> PollError {
     let (code, message) = error_words(body);
     let code = code.as_deref();
     if status == 401 || status == 403 || matches!(code, Some("2204" | "2205" | "2405")) {
