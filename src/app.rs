@@ -1,10 +1,10 @@
-//! The daemon and the `check` command: configuration, client, poller, scheduler, store,
-//! metrics and server wired together.
+//! The daemon: configuration, client, poller, scheduler, store, metrics and server wired
+//! together, with reload and readiness.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -78,7 +78,7 @@ pub struct App {
     reloading: Mutex<()>,
     scheduler: Mutex<Option<Scheduler>>,
     /// Seconds after which the landing page reloads itself; 0 for never.
-    landing_refresh: std::sync::atomic::AtomicU64,
+    landing_refresh: AtomicU64,
     /// The web configuration file, if any, and what it says now.
     web: RwLock<(Option<PathBuf>, Arc<WebConfig>)>,
 }
@@ -133,7 +133,7 @@ impl App {
             reloading: Mutex::new(()),
             scheduler: Mutex::new(None),
             web: RwLock::new((None, Arc::new(WebConfig::default()))),
-            landing_refresh: std::sync::atomic::AtomicU64::new(0),
+            landing_refresh: AtomicU64::new(0),
         }))
     }
 
