@@ -63,6 +63,19 @@ async fn landing_page_status_api_and_wrong_requests() {
     assert_eq!(targets[1]["last_poll"]["success"], true);
     assert_eq!(status["last_cycle"]["ok"], 2);
 
+    // Gzipped for scrapers that accept it, as Prometheus does.
+    let plain = ex.text("/metrics").await;
+    let gz = ex.http.get(ex.url("/metrics")).header("Accept-Encoding", "gzip").send().await.unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    let bytes = gz.bytes().await.unwrap();
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut unzipped).unwrap();
+    let strip_volatile = |t: &str| -> String { t.lines().filter(|l| !l.starts_with("idauth_poll_duration")).collect() };
+    assert_eq!(strip_volatile(&unzipped), strip_volatile(&plain));
+    assert!(bytes.len() * 4 < plain.len(), "{} -> {}", plain.len(), bytes.len());
+    let refused = ex.http.get(ex.url("/metrics")).header("Accept-Encoding", "gzip;q=0, identity").send().await.unwrap();
+    assert!(refused.headers().get("content-encoding").is_none());
+
     assert_eq!(ex.get("/nope").await.status(), 404);
     let post = ex.http.post(ex.url("/metrics")).send().await.unwrap();
     assert_eq!(post.status(), 405);
