@@ -13,6 +13,14 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const CHECKED: &str = "2026-11-26T09:50:04.596Z";
 const CHECKED_UNIX: f64 = 1_795_686_604.596;
 
+/// A fake v2 provider and an exporter on it that has finished its first cycle.
+async fn ready_v2(fake: FakeV2, targets: &[(&str, &[&str])], poll: &str) -> (MockServer, Exporter) {
+    let server = v2_server(fake).await;
+    let ex = start(&config_yaml(&server.uri(), "v2", targets, poll)).await;
+    ex.ready().await;
+    (server, ex)
+}
+
 async fn v2_server(fake: FakeV2) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST")).and(path("/api/v2/partner/id_status")).respond_with(fake).mount(&server).await;
@@ -77,9 +85,7 @@ async fn v2_pairs_yield_exactly_the_provider_values() {
 async fn a_wrong_signature_is_reported_as_unauthorized_not_offline() {
     let mut fake = FakeV2::new(&[("NG", "BVN", status_body("offline", "0%", "0%", CHECKED))]);
     fake.key = "a-different-key".to_owned();
-    let server = v2_server(fake).await;
-    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 2\n")).await;
-    ex.ready().await;
+    let (server, ex) = ready_v2(fake, &[("NG", &["BVN"])], "  retries: 2\n").await;
     let m = ex.metrics().await;
     assert_eq!(m.failures("NG", "BVN", "unauthorized"), 1.0);
     assert_eq!(m.state("NG", "BVN"), "unknown");
@@ -94,9 +100,7 @@ async fn a_wrong_signature_is_reported_as_unauthorized_not_offline() {
 #[tokio::test]
 async fn v2_sends_the_documented_request() {
     let fake = FakeV2::new(&[("GH", "GHANA_CARD", status_body("online", "100%", "100%", CHECKED))]);
-    let server = v2_server(fake).await;
-    let ex = start(&config_yaml(&server.uri(), "v2", &[("GH", &["GHANA_CARD"])], "")).await;
-    ex.ready().await;
+    let (server, ex) = ready_v2(fake, &[("GH", &["GHANA_CARD"])], "").await;
     let reqs = server.received_requests().await.unwrap();
     let body: serde_json::Value = serde_json::from_slice(&reqs[0].body).unwrap();
     assert_eq!(body["partner_id"], "085");
@@ -383,9 +387,7 @@ async fn unusable_answers_are_invalid_responses() {
 #[tokio::test]
 async fn an_unknown_status_is_unknown_and_counted() {
     let fake = FakeV2::new(&[("NG", "BVN", status_body("maintenance", "100%", "98%", CHECKED))]);
-    let server = v2_server(fake).await;
-    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "")).await;
-    ex.ready().await;
+    let (_server, ex) = ready_v2(fake, &[("NG", &["BVN"])], "").await;
     let m = ex.metrics().await;
     assert_eq!(m.state("NG", "BVN"), "unknown");
     assert_eq!(m.pair("idauth_poll_success", "NG", "BVN", ""), Some(1.0));
