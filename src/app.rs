@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigError, Loaded};
 use crate::metrics::Metrics;
-use crate::model::Target;
+use crate::model::{AuthorityState, Target};
 use crate::poller::Poller;
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::server::{self, Routes, html_escape};
@@ -356,11 +356,22 @@ impl Routes for App {
         .to_string()
     }
 
-    fn landing_rows(&self) -> String {
+    fn landing_status(&self) -> String {
         let now = Utc::now();
         let max_age = self.max_data_age();
-        let mut rows = String::new();
-        for (t, s) in self.store.snapshot() {
+        let snapshot = self.store.snapshot();
+        // Counts by state first: how much is down is what a person opening this page is after.
+        let mut counts = [0usize; 4];
+        for (_, s) in &snapshot {
+            counts[AuthorityState::ALL.iter().position(|a| *a == s.current_state(now, max_age)).unwrap_or(3)] += 1;
+        }
+        let mut html = String::from("<p class=\"summary\">");
+        for (state, n) in AuthorityState::ALL.iter().zip(counts) {
+            let _ = write!(html, "<span class=\"{state}\">{n} {state}</span> ");
+        }
+        html.push_str("</p>\n<table>\n<thead><tr><th>Country</th><th>ID type</th><th>State</th><th>10m</th><th>1h</th><th>Last checked</th><th>Last poll</th></tr></thead>\n<tbody>\n");
+        let mut rows = html;
+        for (t, s) in snapshot {
             let state = s.current_state(now, max_age);
             let fresh = s.is_fresh(now, max_age);
             let obs = s.observation.as_ref().filter(|_| fresh);
@@ -380,6 +391,7 @@ impl Routes for App {
                 html_escape(&poll),
             );
         }
+        rows.push_str("</tbody>\n</table>\n");
         rows
     }
 

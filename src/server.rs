@@ -29,8 +29,8 @@ pub trait Routes: Send + Sync + 'static {
     fn is_ready(&self) -> bool;
     /// The current status of every pair as JSON.
     fn status_json(&self) -> String;
-    /// The body of the landing page's status table (HTML rows).
-    fn landing_rows(&self) -> String;
+    /// The landing page's status: a summary by state and a table of every pair (HTML).
+    fn landing_status(&self) -> String;
     /// Seconds after which the landing page reloads itself, if it should (the demo).
     fn landing_refresh(&self) -> Option<u64> {
         None
@@ -182,7 +182,7 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<By
         "/" if read => text(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            landing_page(&routes.landing_rows(), routes.landing_refresh()),
+            landing_page(&routes.landing_status(), routes.landing_refresh()),
         ),
         "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/status" | "/" => not_allowed("GET, HEAD"),
         "/-/reload" => not_allowed("POST, PUT"),
@@ -192,14 +192,14 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<By
     resp
 }
 
-fn landing_page(rows: &str, refresh: Option<u64>) -> String {
+fn landing_page(status: &str, refresh: Option<u64>) -> String {
     let refresh = refresh.map_or(String::new(), |s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"));
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>idauth-exporter</title>{refresh}
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}
-.online{{color:#1a7f37}}.interruption{{color:#9a6700}}.offline{{color:#cf222e;font-weight:bold}}.unknown{{color:#57606a}}</style></head>
+.summary span{{margin-right:1.2em;font-size:1.2em}}.online{{color:#1a7f37}}.interruption{{color:#9a6700}}.offline{{color:#cf222e;font-weight:bold}}.unknown{{color:#57606a}}</style></head>
 <body>
 <h1>idauth-exporter</h1>
 <p>Availability of government ID authorities behind Smile ID, for Prometheus. Version {version}.</p>
@@ -208,12 +208,7 @@ fn landing_page(rows: &str, refresh: Option<u64>) -> String {
 <li><a href="/api/v1/status">Status (JSON)</a></li>
 <li><a href="/-/healthy">Health</a> and <a href="/-/ready">readiness</a></li>
 </ul>
-<table>
-<thead><tr><th>Country</th><th>ID type</th><th>State</th><th>10m</th><th>1h</th><th>Last checked</th><th>Last poll</th></tr></thead>
-<tbody>
-{rows}</tbody>
-</table>
-</body>
+{status}</body>
 </html>
 "#,
         version = env!("CARGO_PKG_VERSION"),
