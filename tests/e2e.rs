@@ -210,7 +210,6 @@ fn dashboard_queries() -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_authority_goes_offline_pages_once_and_resolves() {
     let prometheus = binary(&["prometheus"], "prometheus");
-    let alertmanager = binary(&["prometheus-alertmanager", "alertmanager"], "prometheus-alertmanager");
     let http = http();
     let stop = CancellationToken::new();
     let dir = tempfile::tempdir().unwrap();
@@ -230,20 +229,8 @@ async fn one_authority_goes_offline_pages_once_and_resolves() {
     // Alertmanager with the shipped routing, delivering to our webhook.
     let hook = Hook::default();
     let hook_url = start_hook(hook.clone(), stop.clone()).await;
-    let am_port = free_port();
-    std::fs::write(dir.path().join("alertmanager.yml"), test_alertmanager_config(&hook_url)).unwrap();
-    let _am = Proc(
-        Command::new(alertmanager)
-            .arg(format!("--config.file={}", dir.path().join("alertmanager.yml").display()))
-            .arg(format!("--storage.path={}", dir.path().join("am-data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let (_am, am_url) = start_alertmanager(dir.path(), &hook_url).await;
+    let am_target = am_url.trim_start_matches("http://").to_owned();
 
     // Prometheus scraping the exporter every second with the shipped rules.
     for f in ["rules.yaml", "alerts.yaml"] {
@@ -254,7 +241,7 @@ async fn one_authority_goes_offline_pages_once_and_resolves() {
     let mut prom_config = json!({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [format!("127.0.0.1:{am_port}")]}]}]},
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_target]}]}]},
         "scrape_configs": [{"job_name": "idauth-exporter", "static_configs": [{"targets": [exporter.addr.to_string()]}]}],
     });
     std::fs::write(dir.path().join("prometheus.yml"), prom_config.to_string()).unwrap();
@@ -274,7 +261,6 @@ async fn one_authority_goes_offline_pages_once_and_resolves() {
     );
     let prom = format!("http://127.0.0.1:{prom_port}");
     wait_ready(&http, &format!("{prom}/-/ready"), "prometheus").await;
-    wait_ready(&http, &format!("http://127.0.0.1:{am_port}/-/ready"), "alertmanager").await;
 
     // The rules go in once the exporter is being scraped: with `for:` this short, the
     // second or two before Prometheus's first scrape would otherwise fire
@@ -374,4 +360,104 @@ async fn one_authority_goes_offline_pages_once_and_resolves() {
     );
     assert!(ann["runbook_url"].as_str().unwrap().ends_with("docs/runbook.md#idauthorityoffline"));
     eprintln!("IdAuthorityOffline delivered {fired_after:?} after start; resolved after {:?}", began.elapsed());
+}
+
+/// Starts Alertmanager with the shipped configuration, delivering to a webhook.
+async fn start_alertmanager(dir: &std::path::Path, hook_url: &str) -> (Proc, String) {
+    let alertmanager = binary(&["prometheus-alertmanager", "alertmanager"], "prometheus-alertmanager");
+    let port = free_port();
+    std::fs::write(dir.join("alertmanager.yml"), test_alertmanager_config(hook_url)).unwrap();
+    let proc = Proc(
+        Command::new(alertmanager)
+            .arg(format!("--config.file={}", dir.join("alertmanager.yml").display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&http(), &format!("{url}/-/ready"), "alertmanager").await;
+    (proc, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_inhibitions_silence_what_they_should() {
+    let stop = CancellationToken::new();
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Hook::default();
+    let hook_url = start_hook(hook.clone(), stop.clone()).await;
+    let (_am, am) = start_alertmanager(dir.path(), &hook_url).await;
+
+    let alert = |name: &str, severity: &str, labels: &[(&str, &str)]| {
+        let mut l = json!({"alertname": name, "severity": severity, "job": "idauth-exporter", "instance": "exp:9877"});
+        for (k, v) in labels {
+            l[*k] = json!(v);
+        }
+        json!({"labels": l, "annotations": {"summary": name}})
+    };
+    let alerts = json!([
+        // The exporter is down: what it watches is meaningless, and is silenced...
+        alert("IdAuthExporterDown", "critical", &[]),
+        alert("IdAuthorityStatusUnknown", "warning", &[("country", "GH"), ("id_type", "GHANA_CARD")]),
+        alert("IdAuthExporterStalled", "critical", &[]),
+        // ...but not another job's alerts.
+        alert(
+            "IdAuthorityOffline",
+            "critical",
+            &[("job", "idauth-exporter-eu"), ("country", "KE"), ("id_type", "NATIONAL_ID")]
+        ),
+        // An offline authority is not also notified as degraded or flapping.
+        alert(
+            "IdAuthorityOffline",
+            "critical",
+            &[("job", "idauth-exporter-eu"), ("country", "NG"), ("id_type", "BVN")]
+        ),
+        alert(
+            "IdAuthorityDegraded",
+            "warning",
+            &[("job", "idauth-exporter-eu"), ("country", "NG"), ("id_type", "BVN")]
+        ),
+        alert(
+            "IdAuthorityFlapping",
+            "warning",
+            &[("job", "idauth-exporter-eu"), ("country", "NG"), ("id_type", "BVN")]
+        ),
+        // A degraded authority alone is notified, to chat.
+        alert(
+            "IdAuthorityDegraded",
+            "warning",
+            &[("job", "idauth-exporter-eu"), ("country", "ZA"), ("id_type", "NATIONAL_ID")]
+        ),
+    ]);
+    let resp = http().post(format!("{am}/api/v2/alerts")).json(&alerts).send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+
+    let expected = [
+        ("chat", "IdAuthorityDegraded", "ZA", "NATIONAL_ID"),
+        ("pager", "IdAuthExporterDown", "", ""),
+        ("pager", "IdAuthorityOffline", "KE", "NATIONAL_ID"),
+        ("pager", "IdAuthorityOffline", "NG", "BVN"),
+    ];
+    let delivered = |h: &Hook| {
+        let mut d: Vec<(String, String, String, String)> =
+            h.deliveries().into_iter().map(|(r, _, a, c, i)| (r, a, c, i)).collect();
+        d.sort();
+        d.dedup();
+        d
+    };
+    let began = Instant::now();
+    while delivered(&hook).len() < expected.len() && began.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Time for anything that should not come to come anyway.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = delivered(&hook);
+    let want: Vec<(String, String, String, String)> =
+        expected.iter().map(|(r, a, c, i)| (r.to_string(), a.to_string(), c.to_string(), i.to_string())).collect();
+    assert_eq!(got, want);
+    stop.cancel();
 }
