@@ -399,39 +399,22 @@ async fn the_shipped_inhibitions_silence_what_they_should() {
         }
         json!({"labels": l, "annotations": {"summary": name}})
     };
+    let other_job = |name: &str, severity: &str, country: &str, id_type: &str| {
+        alert(name, severity, &[("job", "idauth-exporter-eu"), ("country", country), ("id_type", id_type)])
+    };
     let alerts = json!([
         // The exporter is down: what it watches is meaningless, and is silenced...
         alert("IdAuthExporterDown", "critical", &[]),
         alert("IdAuthorityStatusUnknown", "warning", &[("country", "GH"), ("id_type", "GHANA_CARD")]),
         alert("IdAuthExporterStalled", "critical", &[]),
         // ...but not another job's alerts.
-        alert(
-            "IdAuthorityOffline",
-            "critical",
-            &[("job", "idauth-exporter-eu"), ("country", "KE"), ("id_type", "NATIONAL_ID")]
-        ),
+        other_job("IdAuthorityOffline", "critical", "KE", "NATIONAL_ID"),
         // An offline authority is not also notified as degraded or flapping.
-        alert(
-            "IdAuthorityOffline",
-            "critical",
-            &[("job", "idauth-exporter-eu"), ("country", "NG"), ("id_type", "BVN")]
-        ),
-        alert(
-            "IdAuthorityDegraded",
-            "warning",
-            &[("job", "idauth-exporter-eu"), ("country", "NG"), ("id_type", "BVN")]
-        ),
-        alert(
-            "IdAuthorityFlapping",
-            "warning",
-            &[("job", "idauth-exporter-eu"), ("country", "NG"), ("id_type", "BVN")]
-        ),
+        other_job("IdAuthorityOffline", "critical", "NG", "BVN"),
+        other_job("IdAuthorityDegraded", "warning", "NG", "BVN"),
+        other_job("IdAuthorityFlapping", "warning", "NG", "BVN"),
         // A degraded authority alone is notified, to chat.
-        alert(
-            "IdAuthorityDegraded",
-            "warning",
-            &[("job", "idauth-exporter-eu"), ("country", "ZA"), ("id_type", "NATIONAL_ID")]
-        ),
+        other_job("IdAuthorityDegraded", "warning", "ZA", "NATIONAL_ID"),
     ]);
     let resp = http().post(format!("{am}/api/v2/alerts")).json(&alerts).send().await.unwrap();
     assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());

@@ -87,8 +87,7 @@ async fn a_wrong_signature_is_reported_as_unauthorized_not_offline() {
     fake.key = "a-different-key".to_owned();
     let (server, ex) = ready_v2(fake, &[("NG", &["BVN"])], "  retries: 2\n").await;
     let m = ex.metrics().await;
-    assert_eq!(m.failures("NG", "BVN", "unauthorized"), 1.0);
-    assert_eq!(m.state("NG", "BVN"), "unknown");
+    m.assert_failed("NG", "BVN", "unauthorized", 1.0);
     assert_eq!(m.pair("idauth_poll_success", "NG", "BVN", ""), Some(0.0));
     assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), None);
     assert_eq!(m.pair("idauth_last_poll_success_timestamp_seconds", "NG", "BVN", ""), None);
@@ -207,8 +206,7 @@ async fn v3_a_refused_key_is_unauthorized() {
     let ex = start(&config_yaml(&server.uri(), "v3", &[("NG", &["BVN"])], "")).await;
     ex.ready().await;
     let m = ex.metrics().await;
-    assert_eq!(m.failures("NG", "BVN", "unauthorized"), 1.0);
-    assert_eq!(m.state("NG", "BVN"), "unknown");
+    m.assert_failed("NG", "BVN", "unauthorized", 1.0);
     ex.stop().await;
 }
 
@@ -246,8 +244,7 @@ async fn retries_give_up_and_count_the_reason() {
     let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 1\n")).await;
     ex.ready().await;
     let m = ex.metrics().await;
-    assert_eq!(m.failures("NG", "BVN", "http_5xx"), 1.0);
-    assert_eq!(m.state("NG", "BVN"), "unknown");
+    m.assert_failed("NG", "BVN", "http_5xx", 1.0);
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
     ex.stop().await;
 }
@@ -307,8 +304,7 @@ async fn a_slow_answer_times_out() {
     // Cut at the 1 s timeout, long before the 8 s answer (with room for a loaded machine).
     assert!(began.elapsed() < Duration::from_secs(6), "{:?}", began.elapsed());
     let m = ex.metrics().await;
-    assert_eq!(m.failures("NG", "BVN", "timeout"), 1.0);
-    assert_eq!(m.state("NG", "BVN"), "unknown");
+    m.assert_failed("NG", "BVN", "timeout", 1.0);
     ex.stop().await;
 }
 
@@ -377,8 +373,7 @@ async fn unusable_answers_are_invalid_responses() {
     ex.ready().await;
     let m = ex.metrics().await;
     for t in types {
-        assert_eq!(m.failures("NG", t, "invalid_response"), 1.0, "{t}");
-        assert_eq!(m.state("NG", t), "unknown", "{t}");
+        m.assert_failed("NG", t, "invalid_response", 1.0);
     }
     // The redirect was not followed.
     assert_eq!(server.received_requests().await.unwrap().len(), 5);
@@ -403,8 +398,7 @@ async fn no_data_is_its_own_reason() {
     let ex = start(&config_yaml(&server.uri(), "v2", &[("ZM", &["TPIN"])], "")).await;
     ex.ready().await;
     let m = ex.metrics().await;
-    assert_eq!(m.failures("ZM", "TPIN", "no_data"), 1.0);
-    assert_eq!(m.state("ZM", "TPIN"), "unknown");
+    m.assert_failed("ZM", "TPIN", "no_data", 1.0);
     ex.stop().await;
 }
 

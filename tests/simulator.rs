@@ -141,8 +141,7 @@ async fn exporter_against_the_simulator(api: &str) {
         ("NG", "NIN_V2", "invalid_response"),
         ("ZM", "TPIN", "no_data"),
     ] {
-        assert_eq!(m.failures(c, i, reason), 4.0, "{c} {i} {reason}");
-        assert_eq!(m.state(c, i), "unknown", "{c} {i}");
+        m.assert_failed(c, i, reason, 4.0);
         assert_eq!(m.pair("idauth_poll_success", c, i, ""), Some(0.0));
     }
     ex.stop().await;

@@ -223,6 +223,12 @@ impl Metrics {
         self.pair("idauth_poll_failures_total", country, id_type, &format!(",reason=\"{reason}\"")).unwrap()
     }
 
+    /// The pair's polls failed `n` times for `reason`, and it is shown as unknown.
+    pub fn assert_failed(&self, country: &str, id_type: &str, reason: &str, n: f64) {
+        assert_eq!(self.failures(country, id_type, reason), n, "{country} {id_type} {reason}");
+        assert_eq!(self.state(country, id_type), "unknown", "{country} {id_type}");
+    }
+
     pub fn get(&self, key: &str) -> Option<f64> {
         self.series.get(key).copied()
     }
