@@ -322,16 +322,7 @@ async fn v1_services_lists_the_simulated_pairs_in_the_provider_shape() {
     assert_eq!(body["hosted_web"]["basic_kyc"]["KE"]["name"], "Kenya");
     assert!(body["hosted_web"]["basic_kyc"]["ZM"]["id_types"]["TPIN"]["required_fields"].is_array());
     // The same shape as a captured body: every country maps types to field lists.
-    let captured: Value = serde_json::from_str(
-        &std::fs::read_to_string("../shared/reference/fixtures/v1-services-android.json").unwrap_or_else(|_| {
-            std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/reference/fixtures/v1-services-android.json"
-            ))
-            .unwrap()
-        }),
-    )
-    .unwrap();
+    let captured: Value = serde_json::from_str(include_str!("fixtures/provider/v1-services-android.json")).unwrap();
     for doc in [&body, &captured] {
         for (_, types) in doc["id_types"].as_object().unwrap() {
             for (_, fields) in types.as_object().unwrap() {
