@@ -1,5 +1,6 @@
-//! The shipped Prometheus rules and Alertmanager example, checked by the real tools:
-//! `promtool` (Debian package `prometheus`) and `amtool` (`prometheus-alertmanager`).
+//! The shipped Prometheus rules (rendered from deploy/mixin), checked by the real tools:
+//! `promtool` (Debian package `prometheus`). The Alertmanager example is checked in
+//! tests/alertmanager.rs.
 //! These tests fail, never skip, when a tool is missing.
 
 use std::path::Path;
@@ -22,57 +23,98 @@ fn prometheus_dir() -> std::path::PathBuf {
     Path::new(DEPLOY).join("prometheus")
 }
 
-#[test]
-fn promtool_checks_both_rule_files() {
-    let (ok, out) = run("promtool", "prometheus", &["check", "rules", "rules.yaml", "alerts.yaml"], &prometheus_dir());
-    assert!(ok, "{out}");
-    assert!(out.contains("SUCCESS: 4 rules found") && out.contains("SUCCESS: 9 rules found"), "{out}");
+fn yaml(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
-fn promtool_unit_tests_of_every_alert_pass() {
-    let dir = prometheus_dir();
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("tests"))
+/// The rules of every group of a rendered rule file.
+fn rules(file: &str) -> Vec<serde_json::Value> {
+    let doc = yaml(&prometheus_dir().join(file));
+    doc["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap().clone()).collect()
+}
+
+fn test_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(prometheus_dir().join("tests"))
         .unwrap()
         .map(|e| format!("tests/{}", e.unwrap().file_name().to_string_lossy()))
         .filter(|f| f.ends_with(".yaml"))
         .collect();
     files.sort();
+    files
+}
+
+#[test]
+fn promtool_checks_both_rule_files() {
+    let (ok, out) = run("promtool", "prometheus", &["check", "rules", "rules.yaml", "alerts.yaml"], &prometheus_dir());
+    assert!(ok, "{out}");
+    for file in ["rules.yaml", "alerts.yaml"] {
+        let n = rules(file).len();
+        assert!(n > 0, "{file} has no rules");
+        assert!(out.contains(&format!("SUCCESS: {n} rules found")), "{file}: {n} rules expected\n{out}");
+    }
+}
+
+#[test]
+fn promtool_unit_tests_of_every_alert_pass() {
+    let dir = prometheus_dir();
+    let files = test_files();
+    assert!(files.len() >= 3, "{files:?}");
     let mut args = vec!["test", "rules"];
     args.extend(files.iter().map(String::as_str));
     let (ok, out) = run("promtool", "prometheus", &args, &dir);
     assert!(ok, "{out}");
 
     // Every alert has a case where it fires and one where it does not.
-    let alerts = std::fs::read_to_string(dir.join("alerts.yaml")).unwrap();
-    let tests: String = files.iter().map(|f| std::fs::read_to_string(dir.join(f)).unwrap()).collect();
-    let names: Vec<&str> = alerts.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).collect();
-    assert_eq!(names.len(), 9);
-    for name in names {
-        let cases: Vec<&str> =
-            tests.split("alertname: ").skip(1).filter(|c| c.starts_with(&format!("{name}\n"))).collect();
-        assert!(cases.iter().any(|c| c.contains("exp_alerts: []")), "{name} has no not-firing case");
-        assert!(cases.iter().any(|c| c.contains("exp_labels:")), "{name} has no firing case");
+    let cases: Vec<serde_json::Value> = files
+        .iter()
+        .flat_map(|f| yaml(&dir.join(f))["tests"].as_array().cloned().unwrap_or_default())
+        .flat_map(|t| t["alert_rule_test"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let names: Vec<String> =
+        rules("alerts.yaml").iter().filter_map(|r| r["alert"].as_str().map(str::to_owned)).collect();
+    assert!(names.len() >= 11, "{names:?}");
+    for name in &names {
+        let mine: Vec<&serde_json::Value> = cases.iter().filter(|c| c["alertname"] == name.as_str()).collect();
+        let empty = |c: &&serde_json::Value| c["exp_alerts"].as_array().is_none_or(|a| a.is_empty());
+        assert!(mine.iter().any(empty), "{name} has no not-firing case");
+        let firing: Vec<_> = mine.iter().filter(|c| !empty(c)).collect();
+        assert!(!firing.is_empty(), "{name} has no firing case");
+        for case in firing {
+            for alert in case["exp_alerts"].as_array().unwrap() {
+                assert!(alert["exp_labels"].is_object(), "{name}: a firing case asserts labels");
+                let ann = &alert["exp_annotations"];
+                for key in ["summary", "description", "runbook_url"] {
+                    assert!(ann[key].is_string(), "{name}: a firing case asserts the {key}");
+                }
+            }
+        }
     }
 }
 
 #[test]
 fn every_alert_follows_the_conventions() {
-    let alerts = std::fs::read_to_string(prometheus_dir().join("alerts.yaml")).unwrap();
     let runbook = std::fs::read_to_string(Path::new(DEPLOY).join("../docs/runbook.md")).unwrap();
-    for block in alerts.split("- alert: ").skip(1) {
-        let name = block.lines().next().unwrap().trim();
-        assert!(name.starts_with("IdAuth") && !name.contains('_'), "{name}: CamelCase with the shared prefix");
+    for rule in rules("alerts.yaml") {
+        let name = rule["alert"].as_str().expect("every rule of alerts.yaml is an alert");
         assert!(
-            ["severity: critical", "severity: warning", "severity: info"].iter().any(|s| block.contains(s)),
-            "{name}: severity"
+            name.starts_with("IdAuth") && name.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{name}: CamelCase with the shared prefix"
         );
-        for key in ["summary:", "description:", "runbook_url:"] {
-            assert!(block.contains(key), "{name}: {key}");
+        let severity = rule["labels"]["severity"].as_str().unwrap_or_default();
+        assert!(["critical", "warning", "info"].contains(&severity), "{name}: severity {severity:?}");
+        for key in ["summary", "description", "runbook_url"] {
+            assert!(rule["annotations"][key].as_str().is_some_and(|s| !s.is_empty()), "{name}: {key}");
         }
         let anchor = name.to_lowercase();
-        assert!(block.contains(&format!("docs/runbook.md#{anchor}")), "{name}: runbook_url points into the runbook");
+        let url = rule["annotations"]["runbook_url"].as_str().unwrap();
+        assert!(url.ends_with(&format!("docs/runbook.md#{anchor}")), "{name}: runbook_url points into the runbook");
         assert!(runbook.contains(&format!("\n## {name}\n")), "{name}: the runbook has a section");
+    }
+    // Recording rules follow level:metric:operations.
+    for rule in rules("rules.yaml") {
+        let record = rule["record"].as_str().expect("every rule of rules.yaml records");
+        assert_eq!(record.split(':').count(), 3, "{record}: level:metric:operations");
     }
 }
 
@@ -86,29 +128,4 @@ fn promtool_accepts_the_example_prometheus_config() {
         text.contains(&format!(":{}", idauth_exporter::config::DEFAULT_PORT)),
         "the example scrapes the default port"
     );
-}
-
-#[test]
-fn amtool_accepts_the_example_alertmanager_config() {
-    let dir = Path::new(DEPLOY).join("alertmanager");
-    let (ok, out) = run("amtool", "prometheus-alertmanager", &["check-config", "alertmanager.yml"], &dir);
-    assert!(ok, "{out}");
-    assert!(out.contains("2 receivers") && out.contains("3 inhibit rules"), "{out}");
-}
-
-#[test]
-fn critical_alerts_page_and_warnings_go_to_chat() {
-    let dir = Path::new(DEPLOY).join("alertmanager");
-    let route = |labels: &[&str]| {
-        let mut args = vec!["config", "routes", "test", "--config.file=alertmanager.yml"];
-        args.extend(labels);
-        let (ok, out) = run("amtool", "prometheus-alertmanager", &args, &dir);
-        assert!(ok, "{out}");
-        // The receivers come first; amtool may add a warning line after them.
-        out.lines().next().unwrap_or_default().trim().to_owned()
-    };
-    assert_eq!(route(&["alertname=IdAuthorityOffline", "severity=critical", "country=NG", "id_type=BVN"]), "pager");
-    assert_eq!(route(&["alertname=IdAuthExporterDown", "severity=critical"]), "pager");
-    assert_eq!(route(&["alertname=IdAuthorityDegraded", "severity=warning", "country=NG", "id_type=BVN"]), "chat");
-    assert_eq!(route(&["alertname=IdAuthorityFlapping", "severity=info"]), "chat");
 }
