@@ -60,6 +60,10 @@ def test_the_deb_holds_the_binary_the_config_the_unit_and_the_rules(deb):
         "/usr/share/idauth-exporter/prometheus/alerts.yaml",
         "/usr/share/idauth-exporter/prometheus/rules.yaml",
         "/usr/share/idauth-exporter/grafana/idauth-overview.json",
+        "/usr/share/idauth-exporter/alertmanager/alertmanager.yml",
+        "/usr/share/idauth-exporter/alertmanager/templates/idauth.tmpl",
+        "/usr/share/idauth-exporter/mixin/mixin.libsonnet",
+        "/usr/share/idauth-exporter/mixin/lib/utils.libsonnet",
         "/usr/share/doc/idauth-exporter/README.md",
         "/usr/share/doc/idauth-exporter/runbook.md",
         "/usr/share/doc/idauth-exporter/copyright",
@@ -78,6 +82,8 @@ def test_the_deb_holds_the_binary_the_config_the_unit_and_the_rules(deb):
     for packaged, source in [
         ("./etc/idauth-exporter/config.yaml", "config.example.yaml"),
         ("./usr/share/idauth-exporter/prometheus/alerts.yaml", "deploy/prometheus/alerts.yaml"),
+        ("./usr/share/idauth-exporter/alertmanager/templates/idauth.tmpl", "deploy/alertmanager/templates/idauth.tmpl"),
+        ("./usr/share/idauth-exporter/mixin/config.libsonnet", "deploy/mixin/config.libsonnet"),
         ("./usr/lib/systemd/system/idauth-exporter.service", "deploy/systemd/idauth-exporter.service"),
     ]:
         text = run("sh", "-c", f"dpkg-deb --fsys-tarfile {deb} | tar -xO {packaged}").stdout
@@ -219,16 +225,45 @@ def test_compose_prometheus_and_alertmanager_configs_are_valid():
     assert "idauth-exporter:9877" in text and "alertmanager:9093" in text
 
 
+ALERTMANAGER = ROOT / "deploy" / "alertmanager"
+
+
+def test_the_alertmanager_example_and_its_templates_are_valid():
+    out = run("amtool", "check-config", str(ALERTMANAGER / "alertmanager.yml")).stdout
+    assert "1 templates" in out and "3 inhibit rules" in out, out
+    run(tool("yamllint"), "-c", str(ROOT / ".yamllint.yaml"), str(ALERTMANAGER))
+    doc = yaml.safe_load((ALERTMANAGER / "alertmanager.yml").read_text())
+    (glob,) = doc["templates"]
+    assert sorted(ALERTMANAGER.glob(glob)) == [ALERTMANAGER / "templates" / "idauth.tmpl"]
+
+
+def test_the_compose_alertmanager_groups_routes_and_inhibits_as_the_example():
+    example = yaml.safe_load((ALERTMANAGER / "alertmanager.yml").read_text())
+    demo = yaml.safe_load((COMPOSE / "alertmanager.yml").read_text())
+    assert demo["route"]["group_by"] == example["route"]["group_by"]
+    assert demo["route"]["receiver"] == example["route"]["receiver"]
+    def matchers(route):
+        return [(r["receiver"], r["matchers"]) for r in route["routes"]]
+
+    assert matchers(demo["route"]) == matchers(example["route"])
+    assert demo["inhibit_rules"] == example["inhibit_rules"]
+    assert [r["name"] for r in demo["receivers"]] == [r["name"] for r in example["receivers"]]
+
+
 # ---------------------------------------------------------------- Kubernetes
 
 
 K8S = ROOT / "deploy" / "kubernetes"
 
 
+def kustomize(path):
+    out = run(tool("kubectl"), "kustomize", str(path)).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
 @pytest.fixture(scope="module")
 def rendered():
-    out = run("kubectl", "kustomize", str(K8S)).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    return kustomize(K8S)
 
 
 def by_kind(docs, kind):
@@ -240,8 +275,9 @@ def test_generated_copies_are_in_step_with_their_sources():
 
 
 def test_core_manifests_pass_kubernetes_validate_strict(rendered):
-    core = [d for d in rendered if d["kind"] in ("Deployment", "Service", "ConfigMap")]
-    assert {d["kind"] for d in core} == {"Deployment", "Service", "ConfigMap"}
+    kinds = {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"}
+    core = [d for d in rendered if d["kind"] in kinds]
+    assert {d["kind"] for d in core} == kinds
     with tempfile.TemporaryDirectory() as d:
         path = Path(d, "core.yaml")
         path.write_text(yaml.safe_dump_all(core))
@@ -252,7 +288,6 @@ def test_core_manifests_pass_kubernetes_validate_strict(rendered):
 def test_the_deployment_is_locked_down(rendered):
     (deploy,) = by_kind(rendered, "Deployment")
     spec = deploy["spec"]
-    assert spec["replicas"] == 1
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
@@ -281,6 +316,60 @@ def test_the_deployment_is_locked_down(rendered):
     assert service["spec"]["ports"][0]["port"] == 9877
 
 
+def test_two_replicas_spread_over_nodes_and_zones_roll_and_drain_one_at_a_time(rendered):
+    (deploy,) = by_kind(rendered, "Deployment")
+    spec = deploy["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    pod_labels = spec["template"]["metadata"]["labels"]
+    spread = {c["topologyKey"]: c for c in spec["template"]["spec"]["topologySpreadConstraints"]}
+    assert set(spread) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    for c in spread.values():
+        assert c["maxSkew"] == 1 and c["whenUnsatisfiable"] == "ScheduleAnyway", c
+        assert c["labelSelector"]["matchLabels"].items() <= pod_labels.items(), c
+        assert c["matchLabelKeys"] == ["pod-template-hash"], c
+    (pdb,) = by_kind(rendered, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["spec"]["selector"] == spec["selector"]
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+def test_the_kube_prometheus_stack_component_adds_the_release_label(rendered):
+    component = K8S / "components" / "kube-prometheus-stack"
+    with tempfile.TemporaryDirectory() as d:
+        # An overlay as the component's comment shows, outside the base's folder.
+        overlay = Path(d, "overlay")
+        overlay.mkdir()
+        overlay.joinpath("kustomization.yaml").write_text(
+            yaml.safe_dump({"resources": [os.path.relpath(K8S, overlay)], "components": [os.path.relpath(component, overlay)]})
+        )
+        docs = kustomize(overlay)
+        # Another release name: the overlay's own patch, applied after the component.
+        overlay.joinpath("kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "resources": [os.path.relpath(K8S, overlay)],
+                    "components": [os.path.relpath(component, overlay)],
+                    "patches": [
+                        {
+                            "target": {"group": "monitoring.coreos.com", "kind": "ServiceMonitor|PrometheusRule"},
+                            "patch": '[{"op": "add", "path": "/metadata/labels/release", "value": "prom"}]',
+                        }
+                    ],
+                }
+            )
+        )
+        renamed = kustomize(overlay)
+    labelled = {d["kind"] for d in docs if d["metadata"].get("labels", {}).get("release") == "kube-prometheus-stack"}
+    assert labelled == {"ServiceMonitor", "PrometheusRule"}
+    # Nothing else changes.
+    for doc in docs:
+        doc["metadata"].get("labels", {}).pop("release", None)
+    assert docs == rendered
+    assert {d["kind"] for d in renamed if d["metadata"].get("labels", {}).get("release") == "prom"} == labelled
+
+
 def test_the_dashboard_config_map_is_the_dashboard(rendered):
     (cm,) = [d for d in by_kind(rendered, "ConfigMap") if d["metadata"]["name"] == "idauth-exporter-dashboard"]
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
@@ -301,4 +390,6 @@ def test_the_prometheus_rule_carries_the_same_rules_and_promtool_accepts_them(re
         path = Path(d, "rules.yaml")
         path.write_text(yaml.safe_dump({"groups": groups}))
         out = run("promtool", "check", "rules", str(path)).stdout
-    assert "SUCCESS: 13 rules found" in out, out
+    # Every rule of the mixin, whatever their number.
+    count = sum(len(g["rules"]) for g in groups)
+    assert count >= 13 and f"SUCCESS: {count} rules found" in out, out
