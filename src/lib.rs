@@ -13,7 +13,7 @@
 //!   [`webconfig`] adds TLS and basic authentication (`--web.config.file`).
 //!
 //! Around them: [`model`] (domain values), [`catalog`] (documented ID types),
-//! [`secret`] and [`signature`] (credentials), [`telemetry`] (logs), [`app`] (the daemon
+//! [`secret`] and [`signature`] (credentials), [`files`] (capped reads of files), [`telemetry`] (logs), [`app`] (the daemon
 //! wired together), [`check`] (the `check` command), [`cli`] (flags), [`simulator`] (a
 //! fake Smile ID playing a scenario) and [`demo`] (the simulator and the exporter together).
 
@@ -26,6 +26,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod files;
 pub mod metrics;
 pub mod model;
 pub mod poller;
