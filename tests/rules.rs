@@ -129,3 +129,10 @@ fn promtool_accepts_the_example_prometheus_config() {
         "the example scrapes the default port"
     );
 }
+
+#[test]
+fn the_unit_test_files_are_what_their_generator_writes() {
+    let generator = prometheus_dir().join("tests/generator/generate");
+    let (ok, out) = run(generator.to_str().unwrap(), "python3", &["--check"], &prometheus_dir());
+    assert!(ok, "edit the scenarios in deploy/prometheus/tests/generator, then run its generate script:\n{out}");
+}

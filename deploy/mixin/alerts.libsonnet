@@ -68,7 +68,7 @@ local utils = import 'lib/utils.libsonnet';
           alert(
             'IdAuthorityFlapping',
             'warning',
-            'changes(country_id_type:idauth_state:code[%s]) >= %d' % [utils.duration(c.flappingWindowSeconds), c.flappingChanges],
+            'changes(country_id_type:idauth_state_observed:code[%s]) >= %d' % [utils.duration(c.flappingWindowSeconds), c.flappingChanges],
             'ID authority flapping: {{ $labels.country }} {{ $labels.id_type }}',
             'The state of %s changed {{ $value }} times in the last %s. %s' % [what, utils.duration(c.flappingWindowSeconds), rates],
           ),

@@ -73,23 +73,32 @@ local utils = import 'lib/utils.libsonnet';
             ||| % { authority: authority, memory: memory, step: c.subqueryStep },
           },
           {
-            // One series per authority for dashboards: 0 online, 1 interruption, 2 offline,
-            // 3 unknown (nothing observed within the exporter's max_data_age).
+            // The last observed state as a number, one series per authority: 0 online,
+            // 1 interruption, 2 offline. It changes only when the authority does (nobody
+            // watching for a while is not a change): IdAuthorityFlapping counts it.
+            record: 'country_id_type:idauth_state_observed:code',
+            expr: |||
+              max by (%(authority)s) (
+                  (country_id_type:idauth_state:latest{state="online"} * 0)
+                or
+                  (country_id_type:idauth_state:latest{state="interruption"} * 0 + 1)
+                or
+                  (country_id_type:idauth_state:latest{state="offline"} * 0 + 2)
+              )
+            ||| % { authority: authority },
+          },
+          {
+            // The same for dashboards, with 3 (unknown) when nothing was observed within
+            // the exporter's max_data_age.
             record: 'country_id_type:idauth_state:code',
             expr: |||
               (
-                  max by (%(authority)s) (
-                      (country_id_type:idauth_state:latest{state="online"} * 0)
-                    or
-                      (country_id_type:idauth_state:latest{state="interruption"} * 0 + 1)
-                    or
-                      (country_id_type:idauth_state:latest{state="offline"} * 0 + 2)
-                  )
-                unless on (%(authority)s)
+                  country_id_type:idauth_state_observed:code
+                    unless on (%(authority)s)
                   (time() - max by (%(authority)s) (country_id_type:idauth_state:latest) > %(maxAge)d)
               )
                 or on (%(authority)s)
-              (max by (%(authority)s) (country_id_type:idauth_state:latest) * 0 + 3)
+              (country_id_type:idauth_state_observed:code * 0 + 3)
             ||| % { authority: authority, maxAge: c.maxDataAgeSeconds },
           },
           {

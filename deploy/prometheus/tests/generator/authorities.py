@@ -1,0 +1,194 @@
+from gen import *
+import sys
+ON, INT, OFF = 'online', 'interruption', 'offline'
+NG = (('NG', 'BVN'),)
+T = []
+out = sys.argv[1]
+
+# --- two replicas, one outage ---
+p = Provider([ON] * 2 + [OFF] * 4 + [ON] * 4)
+t = Test('''Two replicas (a polls at minute 10k+1, b at 10k+2) watch one outage: the provider's
+checks at 20m..50m are offline, 60m online again. Exactly one IdAuthorityOffline, without
+instance, with one description; it fires one evaluation after the second offline poll
+(at 32m at the latest: 11 minutes after the first) and resolves one evaluation after the first online poll.''',
+         [Replica('a:9877', 0, 80), Replica('b:9877', 0, 80, polls=[m for m in range(80) if m % 10 == 2])], p, 80)
+t.expect('IdAuthorityOffline', [21, 22, 30], note='One offline poll (21m), then the second (31m) is seen by the rules; no page yet.')
+t.expect('IdAuthorityOffline', [32, 33, 45, 60], offline(1200), note='One alert for both replicas, "since" the first offline check (20m).')
+t.expect('IdAuthorityOffline', [62, 63, 79], note='a saw the online check at 61m: resolved from 62m.')
+t.expect('IdAuthorityDegraded', [45], note='Offline is not also reported as degraded.')
+t.promql('country_id_type:idauth_state_since:timestamp_seconds', 40,
+         [('country_id_type:idauth_state_since:timestamp_seconds{job="idauth-exporter",country="NG",id_type="BVN",state="offline"}', 1200)],
+         note='One "since" series per authority, in provider time, whatever the replica.')
+T.append(t)
+
+# --- pod replaced mid-outage ---
+p = Provider([ON] * 2 + [OFF] * 6 + [ON] * 3)
+t = Test('''A rollout mid-outage: pod a is replaced by pod c (a's series end at 45m, c's start at
+46m and serve unknown until c's first poll at 51m). The page stays open with the same
+"since" (rates unknown while nobody has fresh data) and resolves after c sees online (81m).''',
+         [Replica('a:9877', 0, 45), Replica('c:9877', 46, 100)], p, 100)
+t.expect('IdAuthorityOffline', [32, 44], offline(1200))
+t.expect('IdAuthorityOffline', [47, 49], offline(1200, r=None), note='Nobody serves fresh data: the page stays, rates unknown.')
+t.expect('IdAuthorityOffline', [52, 70, 80], offline(1200))
+t.expect('IdAuthorityOffline', [82, 99])
+T.append(t)
+
+# two replicas, one replaced
+t = Test('''Two replicas, a replaced by c mid-outage while b keeps watching: one alert throughout.''',
+         [Replica('a:9877', 0, 45), Replica('c:9877', 47, 100), Replica('b:9877', 0, 100, polls=[m for m in range(100) if m % 10 == 2])], p, 100)
+t.expect('IdAuthorityOffline', [32, 45, 47, 50, 55, 80], offline(1200))
+t.expect('IdAuthorityOffline', [82])
+T.append(t)
+
+# --- exporter killed mid-outage (static target: up 0) ---
+p = Provider([ON] * 2 + [OFF] * 7 + [ON] * 3)
+t = Test('''The only replica is killed mid-outage: scrapes fail from 35m to 54m (up 0, every other
+series stale); it restarts at 55m with fresh counters, serving unknown until its poll at 61m.
+The page stays open with the same "since"; IdAuthExporterDown takes over the watching at 45m;
+the page resolves only after the online check is seen (91m).''',
+         [Replica('a:9877', 0, 120, down=range(35, 55))], p, 120)
+t.expect('IdAuthorityOffline', [32, 34], offline(1200))
+t.expect('IdAuthorityOffline', [40, 45, 54, 55, 60], offline(1200, r=None))
+t.expect('IdAuthorityOffline', [62, 90], offline(1200))
+t.expect('IdAuthorityOffline', [92, 100])
+t.expect('IdAuthExporterDown', [44])
+t.expect('IdAuthExporterDown', [45, 54], down())
+t.expect('IdAuthExporterDown', [55])
+T.append(t)
+
+# --- exporter killed mid-outage (target gone: no up at all) ---
+t = Test('''The same under Kubernetes: the pod and its target disappear for 20 minutes (no series
+at all, not even up) and a new pod d comes back at 55m.''',
+         [Replica('a:9877', 0, 35), Replica('d:9877', 55, 120)], p, 120)
+t.expect('IdAuthorityOffline', [32, 35, 45, 54, 55, 60], *[])  # placeholder replaced below
+t.alerts.clear()
+t.expect('IdAuthorityOffline', [32, 34], offline(1200))
+t.expect('IdAuthorityOffline', [40, 45, 54, 60], offline(1200, r=None))
+t.expect('IdAuthorityOffline', [62, 90], offline(1200))
+t.expect('IdAuthorityOffline', [92])
+t.expect('IdAuthExporterDown', [45], down(), note='absent(up) for 10 minutes.')
+T.append(t)
+
+# --- nobody watching for longer than max_data_age mid-outage ---
+p = Provider([ON] * 2 + [OFF] * 10 + [ON] * 4)
+t = Test('''The only replica is down from 35m to 84m, longer than max_data_age: the dashboard's state
+code turns unknown meanwhile, but the authority never changed as far as anybody observed.
+The page stays open; after the recovery (121m) IdAuthorityFlapping does not fire, as
+nobody watching is not a change of state.''',
+         [Replica('a:9877', 0, 150, down=range(35, 85))], p, 150)
+t.expect('IdAuthorityOffline', [32], offline(1200))
+t.expect('IdAuthorityOffline', [50, 84], offline(1200, r=None))
+t.expect('IdAuthorityOffline', [92, 120], offline(1200))
+t.expect('IdAuthorityOffline', [122, 149])
+t.expect('IdAuthorityFlapping', [80, 122, 149])
+T.append(t)
+
+# --- data going stale mid-outage ---
+p = Provider([ON] * 2 + [OFF] * 7 + [ON] * 3)
+fails = {m: 'timeout' for m in range(41, 80)}
+t = Test('''Polls fail (timeout) from 41m to 71m: the exporter serves the offline check of 30m until
+it is older than max_data_age (61m), then unknown; last_checked stays at 30m. The page stays
+open with the same "since"; IdAuthorityStatusUnknown joins at 71m (polls failing 30m + 10m).
+Polls succeed again at 81m (offline), and the online check of 90m resolves it.''',
+         [Replica('a:9877', 0, 110, fail=fails)], p, 110)
+t.expect('IdAuthorityOffline', [32, 41, 60], offline(1200))
+t.expect('IdAuthorityOffline', [67, 70, 71, 80], offline(1200, r=None), note='State unknown, rates gone: still offline since 20m.')
+t.expect('IdAuthorityOffline', [82, 90], offline(1200))
+t.expect('IdAuthorityOffline', [92])
+t.expect('IdAuthorityStatusUnknown', [60, 69])
+t.expect('IdAuthorityStatusUnknown', [72, 80], unknown(1800))
+t.expect('IdAuthorityStatusUnknown', [84])
+T.append(t)
+
+# --- one-poll blip ---
+p = Provider([ON] * 2 + [OFF] + [ON] * 5)
+t = Test('''A one-poll blip: the check of 20m is offline, those before and after online; the next poll
+lands late (at 33m instead of 31m). No page at any minute.''',
+         [Replica('a:9877', 0, 60, polls=[1, 11, 21, 33, 41, 51])], p, 60)
+t.expect('IdAuthorityOffline', range(20, 40))
+T.append(t)
+
+t = Test('''The same blip seen by two replicas whose next polls land 1 and 2 minutes late.''',
+         [Replica('a:9877', 0, 60, polls=[1, 11, 21, 32, 41, 51]), Replica('b:9877', 0, 60, polls=[2, 12, 22, 33, 42, 52])], p, 60)
+t.expect('IdAuthorityOffline', range(20, 40))
+T.append(t)
+
+# --- two offline polls, the second late ---
+p = Provider([ON] * 2 + [OFF] * 3 + [ON] * 2)
+t = Test('''Two consecutive offline polls, the second landing 2 minutes late (33m): the page comes
+by 34m, 13 minutes after the first offline poll.''',
+         [Replica('a:9877', 0, 70, polls=[1, 11, 21, 33, 41, 51, 61])], p, 70)
+t.expect('IdAuthorityOffline', [21, 30, 32])
+t.expect('IdAuthorityOffline', [34, 50], offline(1200))
+t.expect('IdAuthorityOffline', [52])
+T.append(t)
+
+# --- recovery into interruption; Degraded ---
+p = Provider([ON] * 2 + [OFF] * 2 + [INT] * 4 + [ON] * 2)
+t = Test('''Offline, then recovering through interruption: the offline page resolves one evaluation
+after the first interruption check is seen (41m); IdAuthorityDegraded fires only after three
+interruption polls (40m, 50m, 60m: at 62m) and resolves after the online one.''',
+         [Replica('a:9877', 0, 100)], p, 100)
+t.expect('IdAuthorityOffline', [32, 40], offline(1200))
+t.expect('IdAuthorityOffline', [42, 60])
+t.expect('IdAuthorityDegraded', [42, 52, 60])
+t.expect('IdAuthorityDegraded', [62, 79], degraded(2400))
+t.expect('IdAuthorityDegraded', [82])
+T.append(t)
+
+# --- flapping ---
+p = Provider([ON, ON, OFF, ON, OFF, ON, OFF, ON, ON, ON, ON, ON, ON, ON, ON, ON, ON, ON, ON, ON, ON])
+t = Test('''Flapping: online and offline alternate at every check from 20m to 70m. The fourth change
+of state (seen at 51m) fires IdAuthorityFlapping; it clears when the changes leave the 2h window.
+A single-poll offline never pages, however often.''',
+         [Replica('a:9877', 0, 200)], p, 200)
+t.expect('IdAuthorityFlapping', [30, 50])
+t.expect('IdAuthorityFlapping', [52], flapping(4, RATES['online']))
+t.expect('IdAuthorityFlapping', [80], flapping(6, RATES['online']))
+t.expect('IdAuthorityFlapping', [175])
+t.expect('IdAuthorityOffline', range(20, 80, 3))
+T.append(t)
+
+# --- StatusUnknown ---
+p = Provider([ON] * 12)
+t = Test('''Status unknown: every poll of both replicas fails from 11m. The data of the check at 0m is
+older than max_data_age from 31m; IdAuthorityStatusUnknown fires 10 minutes later (41m),
+40 minutes after the last good poll. No offline page: unknown is not offline.''',
+         [Replica('a:9877', 0, 60, fail={m: 'timeout' for m in range(11, 60)}),
+          Replica('b:9877', 0, 60, polls=[m for m in range(60) if m % 10 == 2], fail={m: 'timeout' for m in range(12, 60)})], p, 60)
+t.expect('IdAuthorityStatusUnknown', [31, 39])
+t.expect('IdAuthorityStatusUnknown', [42, 59], unknown(0))
+t.expect('IdAuthorityOffline', [45])
+T.append(t)
+
+t = Test('''Only replica a's polls fail; b still has fresh data: no IdAuthorityStatusUnknown.''',
+         [Replica('a:9877', 0, 60, fail={m: 'timeout' for m in range(11, 60)}),
+          Replica('b:9877', 0, 60, polls=[m for m in range(60) if m % 10 == 2])], p, 60)
+t.expect('IdAuthorityStatusUnknown', [41, 59])
+T.append(t)
+
+# --- DataStale ---
+p = Provider([ON] * 3)  # the provider's last check is at 20m, whatever we ask later
+t = Test('''Provider data stale: polls succeed but the provider's last check stays at 20m. It is older
+than 30 minutes from 51m; IdAuthorityDataStale fires after 5 more minutes (56m).''',
+         [Replica('a:9877', 0, 70)], p, 70)
+t.expect('IdAuthorityDataStale', [50, 55])
+t.expect('IdAuthorityDataStale', [57], stale(57 * 60 - 1200))
+T.append(t)
+
+t = Test('''Fresh provider data: no IdAuthorityDataStale.''', [Replica('a:9877', 0, 70)], Provider([ON] * 8), 70)
+t.expect('IdAuthorityDataStale', [56, 69])
+t.expect('IdAuthorityStatusUnknown', [69])
+t.expect('IdAuthorityFlapping', [69])
+T.append(t)
+
+write(out, '''# promtool test rules tests/authorities.yaml (from deploy/prometheus)
+#
+# The authority alerts on series shaped like the real exporter's: per replica and pair, four
+# idauth_state series (exactly one is 1), the rates, last_checked (the provider's check time,
+# stepping by 600 s at every poll), poll_success, polls/failures counters; per replica up
+# and idauth_poll_cycle_last_run_timestamp_seconds. The provider checks every authority at
+# minute 10k; a replica's poll of that check is scraped at 10k+1 (or later, when it lands
+# late). A replica that stops, dies or is replaced ends its series with a stale marker, as
+# Prometheus does. The alerts see the recording rules one evaluation late, as they would in
+# a real Prometheus where the groups are evaluated independently.''', T)

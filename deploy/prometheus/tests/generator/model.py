@@ -1,0 +1,199 @@
+"""Synthetic exporter series for promtool tests (minute resolution)."""
+import datetime
+
+JOB = 'idauth-exporter'
+RATES = {'online': (0.98, 0.97), 'interruption': (0.75, 0.8), 'offline': (0.04, 0.31)}
+STATES = ['online', 'interruption', 'offline', 'unknown']
+MAX_AGE = 1800
+
+
+def fmt(v):
+    if v is None:
+        return '_'
+    if v == 'stale':
+        return 'stale'
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def compress(vals):
+    """promtool expanding notation: runs of equal values and arithmetic runs."""
+    out, i, n = [], 0, len(vals)
+    while i < n:
+        v = vals[i]
+        j = i
+        while j + 1 < n and vals[j + 1] == v:
+            j += 1
+        if j > i and v is None:
+            out.append('_x%d' % (j - i + 1))
+            i = j + 1
+            continue
+        if j > i and v == 'stale':
+            out.extend(['stale'] * (j - i + 1))
+            i = j + 1
+            continue
+        if j > i:
+            out.append('%sx%d' % (fmt(v), j - i))
+            i = j + 1
+            continue
+        # arithmetic run of numbers
+        if isinstance(v, (int, float)) and i + 2 < n and all(isinstance(x, (int, float)) for x in vals[i:i + 3]):
+            d = vals[i + 1] - v
+            j = i + 1
+            while j + 1 < n and isinstance(vals[j + 1], (int, float)) and vals[j + 1] - vals[j] == d:
+                j += 1
+            if j - i >= 2 and d != 0:
+                out.append('%s%s%sx%d' % (fmt(v), '+' if d > 0 else '-', fmt(abs(d)), j - i))
+                i = j + 1
+                continue
+        out.append(fmt(v))
+        i += 1
+    return ' '.join(out)
+
+
+class Provider:
+    """Smile ID's checks: one every 10 minutes (at minute 10k), state per check."""
+
+    def __init__(self, states, rates=None):
+        # states: list indexed by k (check at minute 10k)
+        self.states = states
+        self.rates = rates or {}
+
+    def check_at(self, minute):
+        k = minute // 10
+        k = min(k, len(self.states) - 1)
+        st = self.states[k]
+        r = self.rates.get(k, RATES.get(st))
+        return k * 600, st, r
+
+
+class Replica:
+    """One exporter process (an `instance`) scraped every minute from `start` to `end`
+    (exclusive). `polls`: minutes at which a poll result is visible; `fail`: set of poll
+    minutes that fail (reason); `down`: minutes where the target is scraped with up=0
+    (no other series); `absent`: minutes with no series at all (not even up)."""
+
+    def __init__(self, instance, start, end, polls=None, fail=None, down=(), absent=(),
+                 stalled_from=None, counter_base=0):
+        self.instance, self.start, self.end = instance, start, end
+        self.polls = polls if polls is not None else [m for m in range(start, end) if m % 10 == 1]
+        self.fail = fail or {}
+        self.down, self.absent = set(down), set(absent)
+        self.stalled_from = stalled_from
+        self.counter_base = counter_base
+
+    def labels(self, **kw):
+        d = {'job': JOB, 'instance': self.instance}
+        d.update(kw)
+        return d
+
+
+def series_for(replica, provider, pairs, length):
+    """Returns {series selector: [values per minute 0..length-1]}."""
+    out = {}
+
+    def put(name, labels, m, v):
+        key = name + '{' + ','.join('%s="%s"' % (k, v_) for k, v_ in labels.items()) + '}'
+        out.setdefault(key, [None] * length)[m] = v
+
+    r = replica
+    for (country, id_type) in pairs:
+        prov = provider[(country, id_type)] if isinstance(provider, dict) else provider
+        data = None  # (checked, state, rates)
+        last_ok_poll = None
+        polls = fails = 0
+        fails_by = {'timeout': 0, 'unauthorized': 0}
+        last_success = None
+        for m in range(length):
+            if m < r.start or m >= r.end or m in r.absent:
+                continue
+            if m in r.down:  # the process is dead: it restarts with nothing
+                data = last_ok_poll = last_success = None
+                polls = 0
+                fails_by = {k: 0 for k in fails_by}
+                continue
+            if m in r.polls and (r.stalled_from is None or m < r.stalled_from):
+                polls += 1
+                if m in r.fail:
+                    fails += 1
+                    fails_by[r.fail[m]] = fails_by.get(r.fail[m], 0) + 1
+                    last_success = 0
+                else:
+                    data = prov.check_at(m)
+                    last_ok_poll = m
+                    last_success = 1
+            lab = r.labels(country=country, id_type=id_type)
+            fresh = data is not None and m * 60 - data[0] <= MAX_AGE
+            state = data[1] if fresh else 'unknown'
+            for s in STATES:
+                put('idauth_state', dict(lab, state=s), m, 1 if s == state else 0)
+            if fresh and data[2]:
+                put('idauth_success_rate_10m', lab, m, data[2][0])
+                put('idauth_success_rate_1h', lab, m, data[2][1])
+            if data is not None:
+                put('idauth_last_checked_timestamp_seconds', lab, m, data[0])
+                put('idauth_last_poll_success_timestamp_seconds', lab, m, last_ok_poll * 60)
+            if last_success is not None:
+                put('idauth_poll_success', lab, m, last_success)
+            put('idauth_polls_total', lab, m, r.counter_base + polls)
+            for reason, n in fails_by.items():
+                put('idauth_poll_failures_total', dict(lab, reason=reason), m, n)
+    last_cycle = None
+    for m in range(length):
+        if m < r.start or m >= r.end or m in r.absent:
+            continue
+        if m in r.down:
+            last_cycle = None
+        elif m in r.polls and (r.stalled_from is None or m < r.stalled_from):
+            last_cycle = m
+        put('up', r.labels(), m, 0 if m in r.down else 1)
+        if m in r.down:
+            continue
+        if last_cycle is not None:
+            put('idauth_poll_cycle_last_run_timestamp_seconds', r.labels(), m, last_cycle * 60)
+    return out
+
+
+def add_stale(replica, out, length):
+    r = replica
+    gone = lambda m: m < r.start or m >= r.end or m in r.absent
+    for key, vals in out.items():
+        is_up = key.startswith('up{')
+        for m in range(1, length):
+            was = vals[m - 1] is not None and vals[m - 1] != 'stale'
+            if was and vals[m] is None and (gone(m) or (m in r.down and not is_up)):
+                vals[m] = 'stale'
+
+
+def input_series(replicas, provider, pairs=(('NG', 'BVN'),), length=60, only=None):
+    allv = {}
+    for r in replicas:
+        o = series_for(r, provider, pairs, length)
+        add_stale(r, o, length)
+        for k, v in o.items():
+            if k in allv:  # the same instance restarted: merge
+                allv[k] = [b if b is not None else a for a, b in zip(allv[k], v)]
+            else:
+                allv[k] = v
+    lines = []
+    for key, vals in allv.items():
+        name = key.split('{')[0]
+        if only and name not in only:
+            continue
+        # trim trailing missing values
+        while vals and vals[-1] is None:
+            vals = vals[:-1]
+        lines.append("      - series: '%s'\n        values: '%s'" % (key, compress(vals)))
+    return '\n'.join(lines)
+
+
+def ts(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%S +0000 UTC')
+
+
+def pct(v):
+    if v is None:
+        return 'unknown'
+    s = ('%g' % (v * 100))
+    return s + '%'
