@@ -1,13 +1,12 @@
 //! The daemon: configuration, client, poller, scheduler, store, metrics and server wired
 //! together, with reload and readiness.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, join_all};
 use tokio::net::TcpListener;
@@ -17,12 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigError, Loaded};
 use crate::metrics::Metrics;
-use crate::model::{AuthorityState, Target};
+use crate::model::Target;
 use crate::poller::Poller;
 use crate::scheduler::{Scheduler, SchedulerError};
-use crate::server::{self, Routes, html_escape};
-use crate::smileid::{self, RetryPolicy, Transport};
+use crate::server::{self, Routes};
+use crate::smileid;
 use crate::store::Store;
+use crate::views;
 use crate::webconfig::{self, WebConfig};
 
 /// The git revision this binary was built from.
@@ -95,12 +95,8 @@ fn log_warnings(loaded: &Loaded) {
     }
 }
 
-pub(crate) fn build_transport(config: &Config) -> Result<Transport, AppError> {
-    Ok(Transport::new(config.poll.timeout, RetryPolicy::new(config.poll.retries))?)
-}
-
 fn build_poller(config: &Config, store: &Arc<Store>, metrics: &Arc<Metrics>) -> Result<Arc<Poller>, AppError> {
-    let transport = build_transport(config)?;
+    let transport = smileid::build_transport(&config.poll)?;
     let api = smileid::client_for(&config.smile_id, transport);
     Ok(Arc::new(Poller::new(
         api,
@@ -327,72 +323,18 @@ impl Routes for App {
     }
 
     fn status_json(&self) -> String {
-        let now = Utc::now();
-        let max_age = self.max_data_age();
-        let targets: Vec<_> = self
-            .store
-            .snapshot()
-            .into_iter()
-            .map(|(t, s)| {
-                let fresh = s.is_fresh(now, max_age);
-                serde_json::json!({
-                    "country": t.country,
-                    "id_type": t.id_type,
-                    "state": s.current_state(now, max_age),
-                    "fresh": fresh,
-                    "observation": s.observation,
-                    "last_success": s.last_success,
-                    "last_poll": s.last_poll,
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "ready": self.is_ready(),
-            "max_data_age_seconds": max_age.as_secs(),
-            "last_cycle": self.store.last_cycle(),
-            "targets": targets,
-        })
-        .to_string()
+        let last_cycle = self.store.last_cycle();
+        views::status_json(
+            &self.store.snapshot(),
+            last_cycle.as_ref(),
+            self.is_ready(),
+            Utc::now(),
+            self.max_data_age(),
+        )
     }
 
     fn landing_status(&self) -> String {
-        let now = Utc::now();
-        let max_age = self.max_data_age();
-        let snapshot = self.store.snapshot();
-        // Counts by state first: how much is down is what a person opening this page is after.
-        let mut counts = [0usize; 4];
-        for (_, s) in &snapshot {
-            counts[AuthorityState::ALL.iter().position(|a| *a == s.current_state(now, max_age)).unwrap_or(3)] += 1;
-        }
-        let mut html = String::from("<p class=\"summary\">");
-        for (state, n) in AuthorityState::ALL.iter().zip(counts) {
-            let _ = write!(html, "<span class=\"{state}\">{n} {state}</span> ");
-        }
-        html.push_str("</p>\n<table>\n<thead><tr><th>Country</th><th>ID type</th><th>State</th><th>10m</th><th>1h</th><th>Last checked</th><th>Last poll</th></tr></thead>\n<tbody>\n");
-        let mut rows = html;
-        for (t, s) in snapshot {
-            let state = s.current_state(now, max_age);
-            let fresh = s.is_fresh(now, max_age);
-            let obs = s.observation.as_ref().filter(|_| fresh);
-            let poll = match &s.last_poll {
-                None => "not yet".to_owned(),
-                Some(p) if p.success => format!("ok {}", ago(now, p.at)),
-                Some(p) => format!("failed ({}) {}", p.reason.map_or("?", |r| r.as_str()), ago(now, p.at)),
-            };
-            let _ = writeln!(
-                rows,
-                "<tr><td>{}</td><td>{}</td><td class=\"{state}\">{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                html_escape(t.country.as_str()),
-                html_escape(t.id_type.as_str()),
-                percent(obs.and_then(|o| o.rate_10m)),
-                percent(obs.and_then(|o| o.rate_1h)),
-                s.observation.as_ref().and_then(|o| o.last_checked).map_or("-".to_owned(), |at| ago(now, at)),
-                html_escape(&poll),
-            );
-        }
-        rows.push_str("</tbody>\n</table>\n");
-        rows
+        views::landing_status(&self.store.snapshot(), Utc::now(), self.max_data_age())
     }
 
     fn landing_refresh(&self) -> Option<u64> {
@@ -402,15 +344,4 @@ impl Routes for App {
     fn reload(&self) -> BoxFuture<'_, Result<(), String>> {
         App::reload(self).boxed()
     }
-}
-
-/// `12m ago`, or `in 3s` for a clock ahead of ours.
-pub fn ago(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
-    let secs = (now - at).num_seconds();
-    let d = std::time::Duration::from_secs(secs.unsigned_abs());
-    if secs >= 0 { format!("{} ago", config::fmt_duration(d)) } else { format!("in {}", config::fmt_duration(d)) }
-}
-
-fn percent(r: Option<f64>) -> String {
-    r.map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0))
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::{AuthorityState, Observation, Target};
-use crate::smileid::{FailureReason, PollError};
+use crate::model::{AuthorityState, FailureReason, Observation, Target};
+use crate::smileid::PollError;
 
 /// What we know of one target.
 #[derive(Clone, Debug, Default, Serialize)]

@@ -8,7 +8,6 @@ mod http;
 mod v2;
 mod v3;
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,8 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use crate::config::{ApiFlavor, SmileIdConfig};
+use crate::config::{ApiFlavor, PollConfig, SmileIdConfig};
+pub use crate::model::FailureReason;
 use crate::model::{AuthorityState, Observation, Target, parse_rate};
 use crate::secret::Secret;
 
@@ -33,66 +33,16 @@ pub trait IdStatusApi: Send + Sync {
     fn id_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Observation, PollError>>;
 }
 
+/// The transport the `poll:` settings ask for.
+pub fn build_transport(poll: &PollConfig) -> Result<Transport, reqwest::Error> {
+    Transport::new(poll.timeout, RetryPolicy::new(poll.retries))
+}
+
 /// Builds the client the configuration asks for.
 pub fn client_for(config: &SmileIdConfig, transport: Transport) -> Arc<dyn IdStatusApi> {
     match config.api {
         ApiFlavor::V2 => Arc::new(V2Client::new(config, transport)),
         ApiFlavor::V3 => Arc::new(V3Client::new(config, transport)),
-    }
-}
-
-/// Why a poll failed, as the `reason` label of `idauth_poll_failures_total` names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FailureReason {
-    /// No complete answer within the timeout.
-    Timeout,
-    /// No connection (DNS, refused, TLS).
-    Connect,
-    /// The provider refused our credentials.
-    Unauthorized,
-    /// HTTP 429.
-    RateLimited,
-    /// Another 4xx.
-    Http4xx,
-    /// A 5xx.
-    Http5xx,
-    /// An answer we could not read.
-    InvalidResponse,
-    /// The provider has no data for the pair in the last hour.
-    NoData,
-}
-
-impl FailureReason {
-    /// Every reason, for initialising counters at zero.
-    pub const ALL: [FailureReason; 8] = [
-        FailureReason::Timeout,
-        FailureReason::Connect,
-        FailureReason::Unauthorized,
-        FailureReason::RateLimited,
-        FailureReason::Http4xx,
-        FailureReason::Http5xx,
-        FailureReason::InvalidResponse,
-        FailureReason::NoData,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureReason::Timeout => "timeout",
-            FailureReason::Connect => "connect",
-            FailureReason::Unauthorized => "unauthorized",
-            FailureReason::RateLimited => "rate_limited",
-            FailureReason::Http4xx => "http_4xx",
-            FailureReason::Http5xx => "http_5xx",
-            FailureReason::InvalidResponse => "invalid_response",
-            FailureReason::NoData => "no_data",
-        }
-    }
-}
-
-impl fmt::Display for FailureReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
