@@ -474,3 +474,63 @@ async fn a_cycle_still_running_is_not_doubled() {
     // (one more every second) would have sent 6 or more.
     assert!((2..=4).contains(&n), "{n} requests");
 }
+
+/// A server whose first `resets` connections get the headers and half the body, then a
+/// TCP reset (SO_LINGER 0 and drop); later ones get the whole answer.
+async fn resetting_server(resets: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let body = status_body("online", "99%", "99%", CHECKED).to_string();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                if n < resets {
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(&body.as_bytes()[..body.len() / 2]).await;
+                    let _ = sock.flush().await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    sock.set_zero_linger().unwrap();
+                    drop(sock);
+                } else {
+                    let _ = sock.write_all(format!("{head}{body}").as_bytes()).await;
+                    let _ = sock.read(&mut buf).await;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[tokio::test]
+async fn a_reset_mid_body_is_a_connect_failure() {
+    let (url, _) = resetting_server(usize::MAX).await;
+    let ex = start(&config_yaml(&url, "v2", &[("NG", &["BVN"])], "  retries: 0\n")).await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    m.assert_failed("NG", "BVN", "connect", 1.0);
+    assert_eq!(m.failures("NG", "BVN", "invalid_response"), 0.0);
+    ex.stop().await;
+}
+
+#[tokio::test]
+async fn a_reset_mid_body_is_retried() {
+    let (url, connections) = resetting_server(1).await;
+    let ex = start(&config_yaml(&url, "v2", &[("NG", &["BVN"])], "  retries: 1\n")).await;
+    ex.ready().await;
+    let m = ex.metrics().await;
+    assert_eq!(m.state("NG", "BVN"), "online");
+    assert_eq!(m.failures("NG", "BVN", "connect"), 0.0);
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+    ex.stop().await;
+}

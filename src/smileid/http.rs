@@ -130,6 +130,7 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Bytes, PollError> {
 fn transport_error(e: reqwest::Error) -> PollError {
     // reqwest's Display includes the URL, which holds no secret; its source chain says why.
     let (timeout, connect, body) = (e.is_timeout(), e.is_connect(), e.is_body() || e.is_decode());
+    let cut = connection_cut(&e);
     let e = e.without_url();
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -138,16 +139,36 @@ fn transport_error(e: reqwest::Error) -> PollError {
         msg.push_str(&s.to_string());
         source = s.source();
     }
-    let msg = super::clean_text(&msg);
+    let msg = super::shorten(super::clean_text(&msg));
     if timeout {
         PollError::Timeout(Duration::ZERO)
-    } else if connect {
+    } else if connect || cut {
+        // A connection reset or closed half-way through the answer is the network's
+        // fault, not the provider's words: transient, and worth another try.
         PollError::Connect(msg)
     } else if body {
         PollError::InvalidResponse(msg)
     } else {
         PollError::Connect(msg)
     }
+}
+
+/// Whether the connection was reset or closed before the answer was complete.
+fn connection_cut(e: &reqwest::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
+        {
+            return true;
+        }
+        if s.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_incomplete_message()) {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// `Retry-After` as seconds or an HTTP date.

@@ -46,7 +46,8 @@ pub fn client_for(config: &SmileIdConfig, transport: Transport) -> Arc<dyn IdSta
     }
 }
 
-/// A failed poll. Messages are cut short and never hold the API key.
+/// A failed poll. Once through [`PollError::redact`] (every client's result is), its
+/// messages are cut short and never hold the API key.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum PollError {
     /// No complete answer in time.
@@ -109,9 +110,11 @@ impl PollError {
         }
     }
 
-    /// The same error with every occurrence of `secret` blotted out, whatever a server echoed.
+    /// The same error with every occurrence of `secret` blotted out, whatever a server
+    /// echoed, and then cut short. In that order: a cut made first could split the key and
+    /// leave its first characters where no whole key is left to find.
     pub fn redact(self, secret: &Secret) -> PollError {
-        let fix = |s: String| redact_text(s, secret);
+        let fix = |s: String| shorten(redact_text(s, secret));
         match self {
             PollError::Connect(m) => PollError::Connect(fix(m)),
             PollError::Unauthorized { status, message } => PollError::Unauthorized { status, message: fix(message) },
@@ -133,20 +136,29 @@ fn redact_text(s: String, secret: &Secret) -> String {
 pub(crate) fn scrub(result: Result<Observation, PollError>, secret: &Secret) -> Result<Observation, PollError> {
     match result {
         Ok(mut o) => {
-            o.unrecognized_status = o.unrecognized_status.map(|s| redact_text(s, secret));
+            o.unrecognized_status = o.unrecognized_status.map(|s| shorten(redact_text(s, secret)));
             Ok(o)
         }
         Err(e) => Err(e.redact(secret)),
     }
 }
 
-/// Provider text fit for a log line: printable, one line, at most 200 characters.
+/// Provider text fit for a log line: printable, one line. Not yet cut short: [`scrub`]
+/// redacts the key first and then cuts with [`shorten`].
 pub(crate) fn clean_text(s: &str) -> String {
-    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
-    if s.chars().count() > 200 {
-        out.push('…');
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_owned()
+}
+
+/// The most characters of provider text that we keep.
+const TEXT_LIMIT: usize = 200;
+
+/// At most [`TEXT_LIMIT`] characters, with `…` when cut; cutting twice changes nothing.
+pub(crate) fn shorten(s: String) -> String {
+    match s.char_indices().nth(TEXT_LIMIT) {
+        None => s,
+        Some((at, _)) if s[at..] == *"…" => s,
+        Some((at, _)) => format!("{}…", s[..at].trim_end()),
     }
-    out.trim().to_owned()
 }
 
 /// The provider's own words from an error body, either `{error, code}` or `{message, status}`.
