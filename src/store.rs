@@ -143,6 +143,11 @@ impl Store {
         self.read().last_cycle.clone()
     }
 
+    /// Whether every watched pair has had a poll end, successful or not.
+    pub fn every_pair_polled(&self) -> bool {
+        self.read().targets.values().all(|s| s.last_poll.is_some())
+    }
+
     /// Every watched target and its status, in configuration order.
     pub fn snapshot(&self) -> Vec<(Target, TargetStatus)> {
         let inner = self.read();

@@ -33,9 +33,10 @@ pub trait IdStatusApi: Send + Sync {
     fn id_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Observation, PollError>>;
 }
 
-/// The transport the `poll:` settings ask for.
+/// The transport the `poll:` settings ask for, its requests bounded by the poll budget.
 pub fn build_transport(poll: &PollConfig) -> Result<Transport, reqwest::Error> {
-    Transport::new(poll.timeout, RetryPolicy::new(poll.retries))
+    let budget = crate::model::PollBudget::new(poll.schedule.period(), poll.jitter).get();
+    Transport::new(poll.timeout, RetryPolicy::new(poll.retries).with_budget(budget))
 }
 
 /// Builds the client the configuration asks for.
