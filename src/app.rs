@@ -1,15 +1,15 @@
 //! The daemon: configuration, client, poller, scheduler, store, metrics and server wired
-//! together, with reload and readiness.
+//! together, with reload, readiness and signal handling. The pages' contents are in
+//! [`crate::views`].
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, join_all};
+use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigError, Loaded};
 use crate::metrics::Metrics;
-use crate::model::{AuthorityState, Target};
-use crate::poller::Poller;
+use crate::poller::{PollSettings, Poller};
 use crate::scheduler::{Scheduler, SchedulerError};
-use crate::server::{self, Routes, html_escape};
-use crate::smileid::{self, RetryPolicy, Transport};
+use crate::server::{self, Routes};
+use crate::smileid;
 use crate::store::Store;
+use crate::views;
 use crate::webconfig::{self, WebConfig};
 
 /// The git revision this binary was built from.
@@ -61,10 +61,21 @@ pub struct DaemonOptions {
     pub web_config_file: Option<PathBuf>,
 }
 
-/// The parts that a reload replaces.
-struct Runtime {
-    config: Config,
-    poller: Arc<Poller>,
+/// Why a reload failed; the running configuration stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// Started without a configuration file (the demo).
+    #[error("there is no configuration file to reload (demo mode)")]
+    NoConfigFile,
+    /// The configuration or web configuration file is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The new schedule could not be installed.
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
 }
 
 /// The running exporter.
@@ -72,9 +83,9 @@ pub struct App {
     config_path: Option<PathBuf>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
-    runtime: RwLock<Arc<Runtime>>,
+    config: RwLock<Arc<Config>>,
+    poller: Arc<Poller>,
     ready: AtomicBool,
-    running: Mutex<()>,
     reloading: Mutex<()>,
     scheduler: Mutex<Option<Scheduler>>,
     /// Seconds after which the landing page reloads itself; 0 for never.
@@ -95,21 +106,8 @@ fn log_warnings(loaded: &Loaded) {
     }
 }
 
-pub(crate) fn build_transport(config: &Config) -> Result<Transport, AppError> {
-    Ok(Transport::new(config.poll.timeout, RetryPolicy::new(config.poll.retries))?)
-}
-
-fn build_poller(config: &Config, store: &Arc<Store>, metrics: &Arc<Metrics>) -> Result<Arc<Poller>, AppError> {
-    let transport = build_transport(config)?;
-    let api = smileid::client_for(&config.smile_id, transport);
-    Ok(Arc::new(Poller::new(
-        api,
-        store.clone(),
-        metrics.clone(),
-        config.targets.clone(),
-        config.poll.concurrency,
-        config.poll.jitter,
-    )))
+fn build_client(config: &Config) -> Result<Arc<dyn smileid::IdStatusApi>, reqwest::Error> {
+    Ok(smileid::client_for(&config.smile_id, smileid::build_transport(&config.poll)?))
 }
 
 impl App {
@@ -122,14 +120,20 @@ impl App {
         let metrics = Arc::new(Metrics::new(REVISION));
         metrics.set_targets(&[], &config.targets);
         metrics.record_load(Utc::now());
-        let poller = build_poller(&config, &store, &metrics)?;
+        let poller = Poller::new(
+            build_client(&config)?,
+            store.clone(),
+            metrics.clone(),
+            config.targets.clone(),
+            PollSettings::from_config(&config.poll),
+        );
         Ok(Arc::new(App {
             config_path: config_path.map(Path::to_path_buf),
             store,
             metrics,
-            runtime: RwLock::new(Arc::new(Runtime { config, poller })),
+            config: RwLock::new(Arc::new(config)),
+            poller,
             ready: AtomicBool::new(false),
-            running: Mutex::new(()),
             reloading: Mutex::new(()),
             scheduler: Mutex::new(None),
             web: RwLock::new((None, Arc::new(WebConfig::default()))),
@@ -155,31 +159,31 @@ impl App {
         self.web.read().unwrap_or_else(|p| p.into_inner()).1.clone()
     }
 
-    fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.read().unwrap_or_else(|p| p.into_inner()).clone()
+    fn current(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The configuration in force.
     pub fn config(&self) -> Config {
-        self.runtime().config.clone()
+        (*self.current()).clone()
     }
 
-    /// Runs one cycle now, unless one is already running: a tick that finds the previous
-    /// cycle still going is skipped, with a warning, rather than doubling the load.
+    /// Runs one cycle now and waits for its polls. Pairs whose previous poll is still
+    /// running are skipped, with a warning, rather than doubling the load; returns whether
+    /// any pair was polled.
     pub async fn run_cycle(&self, spread: bool) -> bool {
-        let Ok(_guard) = self.running.try_lock() else {
-            tracing::warn!("the previous poll cycle is still running; skipping this one");
-            return false;
-        };
-        let poller = self.runtime().poller.clone();
-        poller.run_cycle(spread).await;
-        self.ready.store(true, Ordering::Release);
-        true
+        let record = self.poller.run_cycle(spread).await;
+        record.pairs > 0 || self.poller.targets().is_empty()
+    }
+
+    /// The next time the schedule fires, once started.
+    pub async fn next_tick(&self) -> Option<chrono::DateTime<Utc>> {
+        self.scheduler.lock().await.as_mut()?.next_tick().await
     }
 
     /// Reloads the configuration file (and the web configuration file); on failure the
     /// running configuration stays, the error is logged and counted.
-    pub async fn reload(&self) -> Result<(), String> {
+    pub async fn reload(&self) -> Result<(), ReloadError> {
         let _guard = self.reloading.lock().await;
         let result = self.try_reload().await;
         self.metrics.record_reload(result.is_ok(), Utc::now());
@@ -189,37 +193,33 @@ impl App {
         result
     }
 
-    async fn try_reload(&self) -> Result<(), String> {
+    async fn try_reload(&self) -> Result<(), ReloadError> {
         let Some(path) = &self.config_path else {
-            return Err("there is no configuration file to reload (demo mode)".to_owned());
+            return Err(ReloadError::NoConfigFile);
         };
-        let loaded = config::load(path).map_err(|e| e.to_string())?;
+        let loaded = config::load(path)?;
         log_warnings(&loaded);
         let web_path = self.web.read().unwrap_or_else(|p| p.into_inner()).0.clone();
-        let web = web_path.as_deref().map(WebConfig::load).transpose().map_err(|e| e.to_string())?;
+        let web = web_path.as_deref().map(WebConfig::load).transpose()?;
         let config = loaded.config;
-        let poller = build_poller(&config, &self.store, &self.metrics).map_err(|e| e.to_string())?;
+        let api = build_client(&config)?;
         if let Some(s) = self.scheduler.lock().await.as_mut() {
-            s.reschedule(&config.poll.schedule).await.map_err(|e| e.to_string())?;
+            s.reschedule(&config.poll.schedule).await?;
         }
-        let old = self.runtime();
-        if old.config.web.listen_address != config.web.listen_address {
+        let old = self.current();
+        if old.web.listen_address != config.web.listen_address {
             tracing::warn!("web.listen_address changed; it takes effect at the next restart");
         }
-        self.store.set_targets(&config.targets);
-        self.metrics.set_targets(&old.config.targets, &config.targets);
-        let added: Vec<Target> = config.targets.iter().filter(|t| !old.config.targets.contains(t)).cloned().collect();
-        *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Runtime { config, poller: poller.clone() });
+        let added = self.poller.reconfigure(api, config.targets.clone(), PollSettings::from_config(&config.poll));
+        let pairs = config.targets.len();
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
         if let Some(web) = web {
             self.web.write().unwrap_or_else(|p| p.into_inner()).1 = Arc::new(web);
         }
-        tracing::info!(pairs = poller.targets().len(), added = added.len(), "configuration reloaded");
-        // New pairs need not wait up to a whole period for their first data.
-        if !added.is_empty() {
-            tokio::spawn(async move {
-                join_all(added.iter().map(|t| poller.poll_one(t))).await;
-            });
-        }
+        tracing::info!(pairs, added = added.len(), "configuration reloaded");
+        // New pairs need not wait up to a whole period for their first data; they go
+        // through the poller's permits and no-overlap guard like any other poll.
+        self.poller.poll_now(&added);
         Ok(())
     }
 
@@ -235,7 +235,7 @@ impl App {
         let local = listener.local_addr().map_err(bind_err)?;
 
         let first = self.clone();
-        tokio::spawn(async move {
+        self.poller.spawn(async move {
             first.run_cycle(false).await;
         });
 
@@ -258,7 +258,7 @@ impl App {
             let app = Arc::downgrade(self);
             let stop = shutdown.clone();
             if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                tokio::spawn(async move {
+                self.poller.spawn(async move {
                     loop {
                         tokio::select! {
                             _ = stop.cancelled() => break,
@@ -288,12 +288,14 @@ impl App {
             if let Some(mut s) = app.scheduler.lock().await.take() {
                 s.shutdown().await;
             }
+            // Polls in flight are cancelled, not awaited to their end.
+            app.poller.shutdown().await;
         });
         Ok((local, handle))
     }
 
     fn max_data_age(&self) -> std::time::Duration {
-        self.runtime().config.poll.max_data_age
+        self.current().poll.max_data_age
     }
 }
 
@@ -322,77 +324,34 @@ impl Routes for App {
         self.metrics.render(&self.store, Utc::now(), self.max_data_age())
     }
 
+    /// Ready once every pair has had its first poll end, successful or not. Each poll is
+    /// bounded by the poll budget, a `Retry-After` beyond it ends the poll at once, and pairs
+    /// are polled independently, so no pair waits for another; once ready, the exporter
+    /// stays ready (a reload's new pairs are shown as unknown until polled).
     fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        if self.ready.load(Ordering::Acquire) {
+            return true;
+        }
+        let ready = self.store.every_pair_polled();
+        if ready {
+            self.ready.store(true, Ordering::Release);
+        }
+        ready
     }
 
     fn status_json(&self) -> String {
-        let now = Utc::now();
-        let max_age = self.max_data_age();
-        let targets: Vec<_> = self
-            .store
-            .snapshot()
-            .into_iter()
-            .map(|(t, s)| {
-                let fresh = s.is_fresh(now, max_age);
-                serde_json::json!({
-                    "country": t.country,
-                    "id_type": t.id_type,
-                    "state": s.current_state(now, max_age),
-                    "fresh": fresh,
-                    "observation": s.observation,
-                    "last_success": s.last_success,
-                    "last_poll": s.last_poll,
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "ready": self.is_ready(),
-            "max_data_age_seconds": max_age.as_secs(),
-            "last_cycle": self.store.last_cycle(),
-            "targets": targets,
-        })
-        .to_string()
+        let last_cycle = self.store.last_cycle();
+        views::status_json(
+            &self.store.snapshot(),
+            last_cycle.as_ref(),
+            self.is_ready(),
+            Utc::now(),
+            self.max_data_age(),
+        )
     }
 
     fn landing_status(&self) -> String {
-        let now = Utc::now();
-        let max_age = self.max_data_age();
-        let snapshot = self.store.snapshot();
-        // Counts by state first: how much is down is what a person opening this page is after.
-        let mut counts = [0usize; 4];
-        for (_, s) in &snapshot {
-            counts[AuthorityState::ALL.iter().position(|a| *a == s.current_state(now, max_age)).unwrap_or(3)] += 1;
-        }
-        let mut html = String::from("<p class=\"summary\">");
-        for (state, n) in AuthorityState::ALL.iter().zip(counts) {
-            let _ = write!(html, "<span class=\"{state}\">{n} {state}</span> ");
-        }
-        html.push_str("</p>\n<table>\n<thead><tr><th>Country</th><th>ID type</th><th>State</th><th>10m</th><th>1h</th><th>Last checked</th><th>Last poll</th></tr></thead>\n<tbody>\n");
-        let mut rows = html;
-        for (t, s) in snapshot {
-            let state = s.current_state(now, max_age);
-            let fresh = s.is_fresh(now, max_age);
-            let obs = s.observation.as_ref().filter(|_| fresh);
-            let poll = match &s.last_poll {
-                None => "not yet".to_owned(),
-                Some(p) if p.success => format!("ok {}", ago(now, p.at)),
-                Some(p) => format!("failed ({}) {}", p.reason.map_or("?", |r| r.as_str()), ago(now, p.at)),
-            };
-            let _ = writeln!(
-                rows,
-                "<tr><td>{}</td><td>{}</td><td class=\"{state}\">{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                html_escape(t.country.as_str()),
-                html_escape(t.id_type.as_str()),
-                percent(obs.and_then(|o| o.rate_10m)),
-                percent(obs.and_then(|o| o.rate_1h)),
-                s.observation.as_ref().and_then(|o| o.last_checked).map_or("-".to_owned(), |at| ago(now, at)),
-                html_escape(&poll),
-            );
-        }
-        rows.push_str("</tbody>\n</table>\n");
-        rows
+        views::landing_status(&self.store.snapshot(), Utc::now(), self.max_data_age())
     }
 
     fn landing_refresh(&self) -> Option<u64> {
@@ -400,17 +359,6 @@ impl Routes for App {
     }
 
     fn reload(&self) -> BoxFuture<'_, Result<(), String>> {
-        App::reload(self).boxed()
+        App::reload(self).map(|r| r.map_err(|e| e.to_string())).boxed()
     }
-}
-
-/// `12m ago`, or `in 3s` for a clock ahead of ours.
-pub fn ago(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
-    let secs = (now - at).num_seconds();
-    let d = std::time::Duration::from_secs(secs.unsigned_abs());
-    if secs >= 0 { format!("{} ago", config::fmt_duration(d)) } else { format!("in {}", config::fmt_duration(d)) }
-}
-
-fn percent(r: Option<f64>) -> String {
-    r.map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0))
 }

@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
-use crate::app::{AppError, ago, build_transport};
+use crate::app::AppError;
 use crate::config::Config;
 use crate::model::{AuthorityState, Observation, Target};
 use crate::smileid::{self, PollError};
+use crate::views::{ago, percent};
 
 /// Exit code when every pair is online.
 pub const ALL_ONLINE: u8 = 0;
@@ -29,7 +30,7 @@ pub struct Report {
 
 /// Polls every configured pair (or only `only`, configured or not) once, now.
 pub async fn run(config: &Config, only: Option<Target>) -> Result<Report, AppError> {
-    let api = smileid::client_for(&config.smile_id, build_transport(config)?);
+    let api = smileid::client_for(&config.smile_id, smileid::build_transport(&config.poll)?);
     let targets = match only {
         Some(t) => vec![t],
         None => config.targets.clone(),
@@ -100,10 +101,6 @@ impl Report {
         }
         out
     }
-}
-
-fn percent(r: Option<f64>) -> String {
-    r.map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0))
 }
 
 #[cfg(test)]

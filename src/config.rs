@@ -528,6 +528,7 @@ impl Validator<'_> {
     }
 
     fn poll(&mut self, raw: RawPoll) -> Result<PollConfig, ConfigError> {
+        let schedule_at = raw.schedule.as_ref().map(|s| s.referenced);
         let schedule = match raw.schedule {
             None => Schedule::parse(DEFAULT_SCHEDULE).expect("the default schedule parses"),
             Some(s) => match Schedule::parse(&s.value) {
@@ -596,6 +597,11 @@ impl Validator<'_> {
             }
             Some(m) => m.value.0,
         };
+        if let Err(e) = crate::model::PollBudget::check(period, jitter, timeout, retries) {
+            let at = [&raw.timeout, &raw.jitter].into_iter().flatten().map(|d| d.referenced).next();
+            let at = at.or(raw.retries.as_ref().map(|r| r.referenced)).or(schedule_at);
+            return self.error(&at.unwrap_or(serde_saphyr::Location::UNKNOWN), format!("poll: {e}"));
+        }
         Ok(PollConfig { schedule, timeout, retries, concurrency, jitter, max_data_age })
     }
 

@@ -10,12 +10,14 @@
 //! - [`store`]: the latest observation and poll outcome per target, the one place state lives.
 //! - [`metrics`]: the Prometheus registry, refreshed from the store at scrape time.
 //! - [`server`]: `/metrics`, `/`, `/-/healthy`, `/-/ready`, `/-/reload`, `/api/v1/status`;
+//!   [`views`] renders the landing page's table and the status JSON from a store snapshot;
 //!   [`webconfig`] adds TLS and basic authentication (`--web.config.file`).
 //!
-//! Around them: [`model`] (domain values), [`catalog`] (documented ID types),
-//! [`secret`] and [`signature`] (credentials), [`files`] (capped reads of files), [`telemetry`] (logs), [`app`] (the daemon
-//! wired together), [`check`] (the `check` command), [`cli`] (flags), [`simulator`] (a
-//! fake Smile ID playing a scenario) and [`demo`] (the simulator and the exporter together).
+//! Around them: [`model`] (domain values, `FailureReason`, the poll budget and the clock),
+//! [`catalog`] (documented ID types), [`secret`] and [`signature`] (credentials), [`files`]
+//! (capped reads of files), [`telemetry`] (logs), [`app`] (the daemon wired together: reload
+//! and signals), [`check`] (the `check` command), [`cli`] (flags), [`simulator`] (a fake
+//! Smile ID playing a scenario) and [`demo`] (the simulator and the exporter together).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -38,4 +40,5 @@ pub mod simulator;
 pub mod smileid;
 pub mod store;
 pub mod telemetry;
+pub mod views;
 pub mod webconfig;

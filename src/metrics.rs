@@ -13,8 +13,8 @@ use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
-use crate::model::{AuthorityState, Observation, Target};
-use crate::smileid::{FailureReason, PollError};
+use crate::model::{AuthorityState, FailureReason, Observation, Target};
+use crate::smileid::PollError;
 use crate::store::Store;
 
 /// The Content-Type of the classic text exposition format.

@@ -1,8 +1,12 @@
 //! Domain values, parsed once at the edges: [`Country`], [`IdType`], [`Target`],
-//! [`AuthorityState`] and the provider's [`Observation`] of one authority.
+//! [`AuthorityState`] and the provider's [`Observation`] of one authority; why a poll
+//! failed ([`FailureReason`]); how long one poll may take ([`PollBudget`]); and the
+//! [`Clock`] that the poller and the v3 client read, so tests can set the time.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -211,6 +215,192 @@ pub fn parse_rate(raw: &str) -> Option<f64> {
     let s = s.strip_suffix('%').unwrap_or(s).trim_end();
     let percent: f64 = s.parse().ok()?;
     if percent.is_finite() && (0.0..=100.0).contains(&percent) { Some(percent / 100.0) } else { None }
+}
+
+/// Why a poll failed, as the `reason` label of `idauth_poll_failures_total` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureReason {
+    /// No complete answer within the timeout.
+    Timeout,
+    /// No connection (DNS, refused, TLS).
+    Connect,
+    /// The provider refused our credentials.
+    Unauthorized,
+    /// HTTP 429.
+    RateLimited,
+    /// Another 4xx.
+    Http4xx,
+    /// A 5xx.
+    Http5xx,
+    /// An answer we could not read.
+    InvalidResponse,
+    /// The provider has no data for the pair in the last hour.
+    NoData,
+}
+
+impl FailureReason {
+    /// Every reason, for initialising counters at zero.
+    pub const ALL: [FailureReason; 8] = [
+        FailureReason::Timeout,
+        FailureReason::Connect,
+        FailureReason::Unauthorized,
+        FailureReason::RateLimited,
+        FailureReason::Http4xx,
+        FailureReason::Http5xx,
+        FailureReason::InvalidResponse,
+        FailureReason::NoData,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Timeout => "timeout",
+            FailureReason::Connect => "connect",
+            FailureReason::Unauthorized => "unauthorized",
+            FailureReason::RateLimited => "rate_limited",
+            FailureReason::Http4xx => "http_4xx",
+            FailureReason::Http5xx => "http_5xx",
+            FailureReason::InvalidResponse => "invalid_response",
+            FailureReason::NoData => "no_data",
+        }
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The whole time one poll of one pair may take: its requests, their retries and any
+/// `Retry-After` or back-off waits together.
+///
+/// The budget is the schedule's period minus `poll.jitter`: a poll that starts as late as
+/// the jitter window allows still ends before the next tick is due, so a slow or
+/// rate-limited pair is done (or given up on) by the time it would be polled again.
+/// A configuration whose `timeout × (retries + 1)` does not fit is rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollBudget(Duration);
+
+/// A `timeout × (retries + 1)` that cannot fit the [`PollBudget`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "timeout {} × {attempts} attempts (retries + 1) = {} does not fit the poll budget of {} \
+     (the schedule's period of {} minus jitter {}); shorten poll.timeout, lower poll.retries \
+     or poll less often",
+    fmt_secs(*timeout), fmt_secs(timeout.saturating_mul(*attempts)), fmt_secs(*budget), fmt_secs(*period),
+    fmt_secs(*jitter)
+)]
+pub struct BudgetError {
+    /// `poll.timeout`.
+    pub timeout: Duration,
+    /// `poll.retries + 1`.
+    pub attempts: u32,
+    /// The budget.
+    pub budget: Duration,
+    /// The schedule's period.
+    pub period: Duration,
+    /// `poll.jitter`.
+    pub jitter: Duration,
+}
+
+fn fmt_secs(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}
+
+impl PollBudget {
+    /// The budget for a schedule of `period` whose polls are spread over `jitter`.
+    pub fn new(period: Duration, jitter: Duration) -> PollBudget {
+        PollBudget(period.saturating_sub(jitter))
+    }
+
+    /// The budget itself.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+
+    /// Checks that `retries + 1` attempts of `timeout` each fit; the config validation
+    /// calls this. Back-off and `Retry-After` waits are cut at run time: a wait that would
+    /// overrun the budget ends the poll at once.
+    pub fn check(
+        period: Duration,
+        jitter: Duration,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<PollBudget, BudgetError> {
+        let budget = PollBudget::new(period, jitter);
+        let attempts = retries.saturating_add(1);
+        if timeout.saturating_mul(attempts) > budget.0 {
+            return Err(BudgetError { timeout, attempts, budget: budget.0, period, jitter });
+        }
+        Ok(budget)
+    }
+}
+
+/// Where the time comes from: the system clock in the daemon, a settable one in tests.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that moves only when told to, for tests.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock showing `at`.
+    pub fn new(at: DateTime<Utc>) -> ManualClock {
+        ManualClock(Mutex::new(at))
+    }
+
+    /// Moves the clock on by `d`.
+    pub fn advance(&self, d: Duration) {
+        let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *now += chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A clock that follows tokio's (paused in tests, so `tokio::time::advance` moves it),
+/// starting from the wall-clock time when it was made.
+#[derive(Debug)]
+pub struct TokioClock {
+    origin: DateTime<Utc>,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock starting now.
+    pub fn new() -> TokioClock {
+        TokioClock { origin: Utc::now(), start: tokio::time::Instant::now() }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        TokioClock::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.origin + chrono::TimeDelta::from_std(self.start.elapsed()).unwrap_or(chrono::TimeDelta::MAX)
+    }
 }
 
 #[cfg(test)]

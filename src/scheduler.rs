@@ -45,6 +45,11 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The next time the job runs.
+    pub async fn next_tick(&mut self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.inner.next_tick_for_job(self.job).await.ok().flatten()
+    }
+
     /// Stops the scheduler.
     pub async fn shutdown(&mut self) {
         if let Err(e) = self.inner.shutdown().await {

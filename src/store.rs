@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::{AuthorityState, Observation, Target};
-use crate::smileid::{FailureReason, PollError};
+use crate::model::{AuthorityState, FailureReason, Observation, Target};
+use crate::smileid::PollError;
 
 /// What we know of one target.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -141,6 +141,11 @@ impl Store {
     /// The last finished cycle.
     pub fn last_cycle(&self) -> Option<CycleRecord> {
         self.read().last_cycle.clone()
+    }
+
+    /// Whether every watched pair has had a poll end, successful or not.
+    pub fn every_pair_polled(&self) -> bool {
+        self.read().targets.values().all(|s| s.last_poll.is_some())
     }
 
     /// Every watched target and its status, in configuration order.

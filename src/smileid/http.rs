@@ -15,24 +15,41 @@ pub struct RetryPolicy {
     pub retries: u32,
     /// First back-off; doubled each retry, with jitter.
     pub base_backoff: Duration,
-    /// The longest wait a `Retry-After` header may ask for.
+    /// The longest wait a `Retry-After` header may ask for; a longer one ends the poll.
     pub max_retry_after: Duration,
+    /// The whole time one [`Transport::send`] may take, attempts and waits together (the
+    /// poll budget, see [`crate::model::PollBudget`]).
+    pub budget: Duration,
 }
 
 impl RetryPolicy {
-    /// The Go SDK's policy: 500 ms doubling, `Retry-After` honoured up to a limit.
+    /// The Go SDK's policy: 500 ms doubling, `Retry-After` honoured up to a minute; no
+    /// budget beyond what the attempts take.
     pub fn new(retries: u32) -> Self {
-        RetryPolicy { retries, base_backoff: Duration::from_millis(500), max_retry_after: Duration::from_secs(60) }
+        RetryPolicy {
+            retries,
+            base_backoff: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(60),
+            budget: Duration::MAX,
+        }
     }
 
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    /// The same policy, with everything bounded by `budget`.
+    pub fn with_budget(self, budget: Duration) -> Self {
+        RetryPolicy { budget, ..self }
+    }
+
+    /// How long to wait before the next attempt, or `None` when the wait would not fit in
+    /// the `left` of the budget (or a `Retry-After` asks for more than we ever wait).
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>, left: Duration) -> Option<Duration> {
         if let Some(wait) = retry_after {
-            return wait.min(self.max_retry_after);
+            return (wait <= self.max_retry_after && wait < left).then_some(wait);
         }
         let base = self.base_backoff.saturating_mul(1 << attempt.min(10));
         // Full jitter on the upper half keeps a fleet of exporters from retrying in step.
         let half = base / 2;
-        half + half.mul_f64(rand::rng().random::<f64>())
+        let wait = half + half.mul_f64(rand::rng().random::<f64>());
+        (wait < left).then_some(wait)
     }
 }
 
@@ -74,14 +91,25 @@ impl Transport {
     }
 
     /// Sends the request that `make` builds, retrying transient failures; the body of a
-    /// success is returned, anything else is classified.
+    /// success is returned, anything else is classified. Attempts and the waits between
+    /// them stay within the budget: an attempt gets `timeout` or what is left, whichever is
+    /// less, and a wait that would not fit ends the poll with the last error (a
+    /// `Retry-After` beyond the budget ends it as rate limited at once).
     pub async fn send(&self, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Response, PollError> {
+        let began = tokio::time::Instant::now();
+        let left = || self.retry.budget.saturating_sub(began.elapsed());
         let mut attempt = 0;
         loop {
-            let (result, retry_after) = self.send_once(make()).await;
+            let timeout = self.timeout.min(left());
+            if timeout.is_zero() {
+                return Err(PollError::Timeout(self.retry.budget));
+            }
+            let (result, retry_after) = self.send_once(make(), timeout).await;
             match result {
                 Err(e) if e.is_transient() && attempt < self.retry.retries => {
-                    let wait = self.retry.backoff(attempt, retry_after);
+                    let Some(wait) = self.retry.backoff(attempt, retry_after, left()) else {
+                        return Err(too_long(e, retry_after));
+                    };
                     tracing::debug!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
@@ -91,7 +119,11 @@ impl Transport {
         }
     }
 
-    async fn send_once(&self, req: reqwest::RequestBuilder) -> (Result<Response, PollError>, Option<Duration>) {
+    async fn send_once(
+        &self,
+        req: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> (Result<Response, PollError>, Option<Duration>) {
         let fut = async {
             let resp = req.send().await.map_err(transport_error)?;
             let status = resp.status().as_u16();
@@ -99,12 +131,26 @@ impl Transport {
             let body = read_capped(resp).await?;
             Ok::<_, PollError>((status, retry_after, body))
         };
-        match tokio::time::timeout(self.timeout, fut).await {
-            Err(_) | Ok(Err(PollError::Timeout(_))) => (Err(PollError::Timeout(self.timeout)), None),
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) | Ok(Err(PollError::Timeout(_))) => (Err(PollError::Timeout(timeout)), None),
             Ok(Err(e)) => (Err(e), None),
             Ok(Ok((status, _, body))) if (200..300).contains(&status) => (Ok(Response { body }), None),
             Ok(Ok((status, retry_after, body))) => (Err(classify_failure(status, &body)), retry_after),
         }
+    }
+}
+
+/// The error that ends a poll whose next wait would not fit: a rate limit says how long
+/// it asked us to wait.
+fn too_long(e: PollError, retry_after: Option<Duration>) -> PollError {
+    match (e, retry_after) {
+        (PollError::RateLimited { message }, Some(wait)) => PollError::RateLimited {
+            message: format!(
+                "{message}; asked to retry after {}, beyond this poll's budget",
+                crate::config::fmt_duration(wait)
+            ),
+        },
+        (e, _) => e,
     }
 }
 
@@ -130,6 +176,7 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Bytes, PollError> {
 fn transport_error(e: reqwest::Error) -> PollError {
     // reqwest's Display includes the URL, which holds no secret; its source chain says why.
     let (timeout, connect, body) = (e.is_timeout(), e.is_connect(), e.is_body() || e.is_decode());
+    let cut = connection_cut(&e);
     let e = e.without_url();
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -138,16 +185,36 @@ fn transport_error(e: reqwest::Error) -> PollError {
         msg.push_str(&s.to_string());
         source = s.source();
     }
-    let msg = super::clean_text(&msg);
+    let msg = super::shorten(super::clean_text(&msg));
     if timeout {
         PollError::Timeout(Duration::ZERO)
-    } else if connect {
+    } else if connect || cut {
+        // A connection reset or closed half-way through the answer is the network's
+        // fault, not the provider's words: transient, and worth another try.
         PollError::Connect(msg)
     } else if body {
         PollError::InvalidResponse(msg)
     } else {
         PollError::Connect(msg)
     }
+}
+
+/// Whether the connection was reset or closed before the answer was complete.
+fn connection_cut(e: &reqwest::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
+        {
+            return true;
+        }
+        if s.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_incomplete_message()) {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -178,13 +245,17 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_and_retry_after_is_capped() {
-        let p = RetryPolicy::new(2);
-        let b0 = p.backoff(0, None);
-        let b2 = p.backoff(2, None);
+    fn backoff_doubles_and_waits_must_fit_the_budget() {
+        let p = RetryPolicy::new(2).with_budget(Duration::from_secs(30));
+        let plenty = Duration::from_secs(30);
+        let b0 = p.backoff(0, None, plenty).unwrap();
+        let b2 = p.backoff(2, None, plenty).unwrap();
         assert!(b0 >= Duration::from_millis(250) && b0 <= Duration::from_millis(500), "{b0:?}");
         assert!(b2 >= Duration::from_millis(1000) && b2 <= Duration::from_millis(2000), "{b2:?}");
-        assert_eq!(p.backoff(0, Some(Duration::from_secs(3))), Duration::from_secs(3));
-        assert_eq!(p.backoff(0, Some(Duration::from_secs(3600))), Duration::from_secs(60));
+        assert_eq!(p.backoff(0, Some(Duration::from_secs(3)), plenty), Some(Duration::from_secs(3)));
+        // A Retry-After beyond what is left, or beyond a minute, ends the poll.
+        assert_eq!(p.backoff(0, Some(Duration::from_secs(3600)), plenty), None);
+        assert_eq!(p.backoff(0, Some(Duration::from_secs(10)), Duration::from_secs(5)), None);
+        assert_eq!(p.backoff(2, None, Duration::from_millis(100)), None);
     }
 }

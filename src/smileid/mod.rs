@@ -8,7 +8,6 @@ mod http;
 mod v2;
 mod v3;
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,8 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use crate::config::{ApiFlavor, SmileIdConfig};
+use crate::config::{ApiFlavor, PollConfig, SmileIdConfig};
+pub use crate::model::FailureReason;
 use crate::model::{AuthorityState, Observation, Target, parse_rate};
 use crate::secret::Secret;
 
@@ -33,6 +33,12 @@ pub trait IdStatusApi: Send + Sync {
     fn id_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Observation, PollError>>;
 }
 
+/// The transport the `poll:` settings ask for, its requests bounded by the poll budget.
+pub fn build_transport(poll: &PollConfig) -> Result<Transport, reqwest::Error> {
+    let budget = crate::model::PollBudget::new(poll.schedule.period(), poll.jitter).get();
+    Transport::new(poll.timeout, RetryPolicy::new(poll.retries).with_budget(budget))
+}
+
 /// Builds the client the configuration asks for.
 pub fn client_for(config: &SmileIdConfig, transport: Transport) -> Arc<dyn IdStatusApi> {
     match config.api {
@@ -41,62 +47,8 @@ pub fn client_for(config: &SmileIdConfig, transport: Transport) -> Arc<dyn IdSta
     }
 }
 
-/// Why a poll failed, as the `reason` label of `idauth_poll_failures_total` names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FailureReason {
-    /// No complete answer within the timeout.
-    Timeout,
-    /// No connection (DNS, refused, TLS).
-    Connect,
-    /// The provider refused our credentials.
-    Unauthorized,
-    /// HTTP 429.
-    RateLimited,
-    /// Another 4xx.
-    Http4xx,
-    /// A 5xx.
-    Http5xx,
-    /// An answer we could not read.
-    InvalidResponse,
-    /// The provider has no data for the pair in the last hour.
-    NoData,
-}
-
-impl FailureReason {
-    /// Every reason, for initialising counters at zero.
-    pub const ALL: [FailureReason; 8] = [
-        FailureReason::Timeout,
-        FailureReason::Connect,
-        FailureReason::Unauthorized,
-        FailureReason::RateLimited,
-        FailureReason::Http4xx,
-        FailureReason::Http5xx,
-        FailureReason::InvalidResponse,
-        FailureReason::NoData,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureReason::Timeout => "timeout",
-            FailureReason::Connect => "connect",
-            FailureReason::Unauthorized => "unauthorized",
-            FailureReason::RateLimited => "rate_limited",
-            FailureReason::Http4xx => "http_4xx",
-            FailureReason::Http5xx => "http_5xx",
-            FailureReason::InvalidResponse => "invalid_response",
-            FailureReason::NoData => "no_data",
-        }
-    }
-}
-
-impl fmt::Display for FailureReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A failed poll. Messages are cut short and never hold the API key.
+/// A failed poll. Once through [`PollError::redact`] (every client's result is), its
+/// messages are cut short and never hold the API key.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum PollError {
     /// No complete answer in time.
@@ -159,9 +111,11 @@ impl PollError {
         }
     }
 
-    /// The same error with every occurrence of `secret` blotted out, whatever a server echoed.
+    /// The same error with every occurrence of `secret` blotted out, whatever a server
+    /// echoed, and then cut short. In that order: a cut made first could split the key and
+    /// leave its first characters where no whole key is left to find.
     pub fn redact(self, secret: &Secret) -> PollError {
-        let fix = |s: String| redact_text(s, secret);
+        let fix = |s: String| shorten(redact_text(s, secret));
         match self {
             PollError::Connect(m) => PollError::Connect(fix(m)),
             PollError::Unauthorized { status, message } => PollError::Unauthorized { status, message: fix(message) },
@@ -183,20 +137,29 @@ fn redact_text(s: String, secret: &Secret) -> String {
 pub(crate) fn scrub(result: Result<Observation, PollError>, secret: &Secret) -> Result<Observation, PollError> {
     match result {
         Ok(mut o) => {
-            o.unrecognized_status = o.unrecognized_status.map(|s| redact_text(s, secret));
+            o.unrecognized_status = o.unrecognized_status.map(|s| shorten(redact_text(s, secret)));
             Ok(o)
         }
         Err(e) => Err(e.redact(secret)),
     }
 }
 
-/// Provider text fit for a log line: printable, one line, at most 200 characters.
+/// Provider text fit for a log line: printable, one line. Not yet cut short: [`scrub`]
+/// redacts the key first and then cuts with [`shorten`].
 pub(crate) fn clean_text(s: &str) -> String {
-    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
-    if s.chars().count() > 200 {
-        out.push('…');
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_owned()
+}
+
+/// The most characters of provider text that we keep.
+const TEXT_LIMIT: usize = 200;
+
+/// At most [`TEXT_LIMIT`] characters, with `…` when cut; cutting twice changes nothing.
+pub(crate) fn shorten(s: String) -> String {
+    match s.char_indices().nth(TEXT_LIMIT) {
+        None => s,
+        Some((at, _)) if s[at..] == *"…" => s,
+        Some((at, _)) => format!("{}…", s[..at].trim_end()),
     }
-    out.trim().to_owned()
 }
 
 /// The provider's own words from an error body, either `{error, code}` or `{message, status}`.

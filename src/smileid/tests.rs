@@ -103,7 +103,8 @@ fn error_messages_carry_the_provider_words_briefly() {
     let e = classify_failure(400, br#"{"error":"Invalid job type.","code":"2212"}"#);
     assert_eq!(e.to_string(), "HTTP 400: Invalid job type. (code 2212)");
     let long = format!(r#"{{"error":"{}"}}"#, "x".repeat(5000));
-    assert!(classify_failure(500, long.as_bytes()).to_string().len() < 300);
+    let none = Secret::new("");
+    assert!(classify_failure(500, long.as_bytes()).redact(&none).to_string().len() < 300);
     let e = classify_failure(500, b"line1\nline2\x1b[31m");
     assert!(!e.to_string().contains('\n') && !e.to_string().contains('\x1b'));
 }
@@ -114,6 +115,44 @@ fn redaction_removes_an_echoed_key() {
     let e = classify_failure(401, br#"{"message":"bad key sk_live_abc","status":"Unauthorized"}"#).redact(&key);
     assert!(!e.to_string().contains("sk_live_abc"), "{e}");
     assert!(!format!("{e:?}").contains("sk_live_abc"));
+}
+
+#[test]
+fn a_key_echoed_across_the_cut_leaves_no_fragment() {
+    let key = "sk_live_4f9a2c7e1b3d8a6f";
+    let secret = Secret::new(key);
+    // The key starts a few characters before the 200th character of the provider's words,
+    // so a cut made before redacting would keep its first characters.
+    for before in [190, 195, 199, 200] {
+        let words = format!("{}{key} was not accepted", "x".repeat(before));
+        for body in [
+            serde_json::json!({"error": words, "code": "2205"}).to_string(),
+            serde_json::json!({"message": words, "status": "Forbidden"}).to_string(),
+            words.clone(),
+        ] {
+            for status in [401, 500, 429] {
+                let e = classify_failure(status, body.as_bytes()).redact(&secret);
+                let (text, debug) = (e.to_string(), format!("{e:?}"));
+                for n in 4..=key.len() {
+                    assert!(!text.contains(&key[..n]) && !debug.contains(&key[..n]), "{n} chars leak: {text}");
+                }
+                assert!(text.chars().count() < 260, "{text}");
+            }
+        }
+        // An unrecognised status that echoes the key is scrubbed the same way.
+        let body = serde_json::json!({"last_known_status": words, "last_check_success_rate": "99%"});
+        let o = scrub(parse_status_body(body.to_string().as_bytes()), &secret).unwrap();
+        let shown = o.unrecognized_status.unwrap();
+        assert!(!shown.contains(&key[..4]), "{shown}");
+    }
+}
+
+#[test]
+fn shortening_twice_changes_nothing() {
+    let once = shorten("y".repeat(500));
+    assert_eq!(once.chars().count(), TEXT_LIMIT + 1);
+    assert_eq!(shorten(once.clone()), once);
+    assert_eq!(shorten("short".to_owned()), "short");
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! The current flavour: `POST /v3/token`, then `GET /v3/services/id_status` with the token.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
@@ -11,7 +13,7 @@ use tokio::sync::Mutex;
 
 use super::{IdStatusApi, PollError, Transport, parse_status_body, scrub};
 use crate::config::SmileIdConfig;
-use crate::model::{Observation, Target};
+use crate::model::{Clock, Observation, SystemClock, Target};
 use crate::secret::Secret;
 
 /// Path of the token endpoint below the base URL.
@@ -31,12 +33,13 @@ pub struct V3Client {
     partner_id: String,
     api_key: Secret,
     token: Mutex<Option<Token>>,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Debug)]
 struct Token {
     value: Secret,
-    refresh_at: Instant,
+    refresh_at: DateTime<Utc>,
 }
 
 impl V3Client {
@@ -50,7 +53,13 @@ impl V3Client {
             partner_id: if trimmed.is_empty() { "0".to_owned() } else { trimmed.to_owned() },
             api_key: config.api_key.clone(),
             token: Mutex::new(None),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same client reading the time (for token expiry) from `clock`.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        V3Client { clock, ..self }
     }
 
     /// A valid token, fetched when there is none or it is about to expire. The lock is
@@ -59,7 +68,7 @@ impl V3Client {
         let mut guard = self.token.lock().await;
         if let Some(t) = guard.as_ref() {
             let replaced_already = stale.is_some_and(|s| *s != t.value);
-            if Instant::now() < t.refresh_at && (stale.is_none() || replaced_already) {
+            if self.clock.now() < t.refresh_at && (stale.is_none() || replaced_already) {
                 return Ok(t.value.clone());
             }
         }
@@ -84,11 +93,10 @@ impl V3Client {
         if body.token.is_empty() {
             return Err(PollError::InvalidResponse("empty token".to_owned()));
         }
-        let lifetime = token_lifetime(&body.token).unwrap_or(ASSUMED_LIFETIME);
-        let token = Token {
-            value: Secret::new(body.token),
-            refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
-        };
+        let now = self.clock.now();
+        let lifetime = token_lifetime(&body.token, now).unwrap_or(ASSUMED_LIFETIME);
+        let keep = chrono::TimeDelta::from_std(lifetime.saturating_sub(REFRESH_MARGIN)).unwrap_or_default();
+        let token = Token { value: Secret::new(body.token), refresh_at: now + keep };
         let value = token.value.clone();
         *guard = Some(token);
         Ok(value)
@@ -129,8 +137,8 @@ impl IdStatusApi for V3Client {
     }
 }
 
-/// Time until the JWT's `exp`, if it has one in the future.
-fn token_lifetime(jwt: &str) -> Option<Duration> {
+/// Time from `now` until the JWT's `exp`, if it has one in the future.
+fn token_lifetime(jwt: &str, now: DateTime<Utc>) -> Option<Duration> {
     let payload = jwt.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     #[derive(Deserialize)]
@@ -138,7 +146,7 @@ fn token_lifetime(jwt: &str) -> Option<Duration> {
         exp: f64,
     }
     let claims: Claims = serde_json::from_slice(&bytes).ok()?;
-    let now = chrono::Utc::now().timestamp() as f64;
+    let now = now.timestamp_millis() as f64 / 1000.0;
     (claims.exp > now).then(|| Duration::from_secs_f64((claims.exp - now).min(86400.0)))
 }
 
@@ -153,11 +161,11 @@ mod tests {
 
     #[test]
     fn lifetime_comes_from_exp() {
-        let now = chrono::Utc::now().timestamp();
-        let d = token_lifetime(&jwt(now + 900)).unwrap();
-        assert!(d > Duration::from_secs(890) && d <= Duration::from_secs(900), "{d:?}");
-        assert_eq!(token_lifetime(&jwt(now - 5)), None);
-        assert_eq!(token_lifetime("not-a-jwt"), None);
-        assert_eq!(token_lifetime("a.!!!.c"), None);
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let now = at.timestamp();
+        assert_eq!(token_lifetime(&jwt(now + 900), at), Some(Duration::from_secs(900)));
+        assert_eq!(token_lifetime(&jwt(now - 5), at), None);
+        assert_eq!(token_lifetime("not-a-jwt", at), None);
+        assert_eq!(token_lifetime("a.!!!.c", at), None);
     }
 }
