@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
 use crate::catalog;
+use crate::files::{CONFIG_LIMIT, ReadError, SECRET_LIMIT, read_text_capped};
 use crate::model::{Country, IdType, Target};
 use crate::secret::Secret;
 
@@ -208,18 +209,31 @@ impl fmt::Display for ConfigWarning {
 }
 
 /// Why a configuration was rejected.
-#[derive(Debug, thiserror::Error)]
+///
+/// Each message is complete on one line, the cause included; [`std::error::Error::source`]
+/// is `None` so that a printed chain (`{:#}`) does not repeat the cause.
+#[derive(Debug)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{file}: cannot read the configuration file: {source}")]
     Read {
         /// The file.
         file: String,
         /// The reason.
         source: std::io::Error,
     },
+    /// The file is larger than its cap (or endless, like `/dev/zero`).
+    TooLarge {
+        /// The file.
+        file: String,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// The file is not UTF-8 text.
+    NotText {
+        /// The file.
+        file: String,
+    },
     /// The file is not valid.
-    #[error("{file}:{line}:{column}: {message}")]
     Invalid {
         /// The file.
         file: String,
@@ -230,6 +244,43 @@ pub enum ConfigError {
         /// The key and what was expected.
         message: String,
     },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { file, source } => write!(f, "{file}: cannot read the file: {source}"),
+            ConfigError::TooLarge { file, limit } => write!(
+                f,
+                "{file}: the file is larger than {}; expected a small text file (is it the right file?)",
+                fmt_bytes(*limit)
+            ),
+            ConfigError::NotText { file } => write!(f, "{file}: the file is not UTF-8 text; expected YAML"),
+            ConfigError::Invalid { file, line, column, message } => write!(f, "{file}:{line}:{column}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads a configuration-like file (configuration, scenario, web configuration) of at most
+/// `limit` bytes as text; a larger or endless file is [`ConfigError::TooLarge`].
+pub fn read_file(path: &Path, limit: u64) -> Result<String, ConfigError> {
+    let file = || path.display().to_string();
+    read_text_capped(path, limit).map_err(|e| match e {
+        ReadError::Io(source) => ConfigError::Read { file: file(), source },
+        ReadError::TooLarge { limit } => ConfigError::TooLarge { file: file(), limit },
+        ReadError::NotText => ConfigError::NotText { file: file() },
+    })
+}
+
+/// A byte count as a person reads it: `4 MiB`, `64 KiB`, `100 bytes`.
+pub fn fmt_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
 }
 
 /// A configuration and the warnings it gave.
@@ -243,8 +294,7 @@ pub struct Loaded {
 
 /// Reads, parses and validates a configuration file, reading secrets from the process environment.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { file: path.display().to_string(), source })?;
+    let text = read_file(path, CONFIG_LIMIT)?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse(&text, &path.display().to_string(), &base_dir, &|name| std::env::var(name).ok())
 }
@@ -453,15 +503,19 @@ impl Validator<'_> {
             inline.value
         } else if let Some(path) = raw.api_key_file {
             let full = self.base_dir.join(&path.value);
-            match std::fs::read_to_string(&full) {
+            match read_text_capped(&full, SECRET_LIMIT) {
                 Ok(s) => s.trim_end_matches(['\r', '\n']).to_owned(),
                 Err(e) => {
+                    let why = match e {
+                        ReadError::Io(e) => format!("cannot read {}: {e}", full.display()),
+                        ReadError::TooLarge { limit } => {
+                            format!("{} is larger than {}", full.display(), fmt_bytes(limit))
+                        }
+                        ReadError::NotText => format!("{} is not UTF-8 text", full.display()),
+                    };
                     return self.error(
                         &path.referenced,
-                        format!(
-                            "smile_id.api_key_file: cannot read {}: {e}; expected a readable file holding the API key",
-                            full.display()
-                        ),
+                        format!("smile_id.api_key_file: {why}; expected a readable file holding only the API key"),
                     );
                 }
             }
@@ -478,9 +532,28 @@ impl Validator<'_> {
         } else {
             // systemd's LoadCredential= (and containers that set CREDENTIALS_DIRECTORY to
             // where their secrets are mounted) put the key in a file of a known name.
-            let credential = (self.env)("CREDENTIALS_DIRECTORY")
-                .map(|dir| Path::new(&dir).join(CREDENTIAL_NAME))
-                .and_then(|path| std::fs::read_to_string(path).ok());
+            let credential = match (self.env)("CREDENTIALS_DIRECTORY").map(|dir| Path::new(&dir).join(CREDENTIAL_NAME))
+            {
+                None => None,
+                Some(path) => match read_text_capped(&path, SECRET_LIMIT) {
+                    Ok(s) => Some(s),
+                    Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => {
+                        let why = match e {
+                            ReadError::TooLarge { limit } => format!("is larger than {}", fmt_bytes(limit)),
+                            ReadError::NotText => "is not UTF-8 text".to_owned(),
+                            ReadError::Io(e) => format!("cannot be read: {e}"),
+                        };
+                        return self.error(
+                            &section,
+                            format!(
+                                "smile_id: the credential {} {why}; expected a file holding only the API key",
+                                path.display()
+                            ),
+                        );
+                    }
+                },
+            };
             match credential
                 .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
                 .or_else(|| (self.env)(DEFAULT_API_KEY_ENV))

@@ -371,3 +371,53 @@ fn the_key_comes_from_the_credentials_directory_before_the_environment() {
         "from-env"
     );
 }
+
+#[test]
+fn an_endless_configuration_file_is_refused_at_the_cap() {
+    let e = load(Path::new("/dev/zero")).unwrap_err();
+    assert!(matches!(e, ConfigError::TooLarge { limit: CONFIG_LIMIT, .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "/dev/zero: the file is larger than 4 MiB; expected a small text file (is it the right file?)"
+    );
+}
+
+#[test]
+fn an_endless_key_file_is_refused_at_the_cap() {
+    let text = with("api_key_env: MY_KEY", "api_key_file: /dev/zero");
+    let e = parse(&text, "cfg.yaml", Path::new("."), &no_env).unwrap_err().to_string();
+    let line = line_of(&text, "api_key_file");
+    assert_eq!(
+        e,
+        format!(
+            "cfg.yaml:{line}:17: smile_id.api_key_file: /dev/zero is larger than 64 KiB; expected a readable file holding only the API key"
+        )
+    );
+}
+
+#[test]
+fn an_endless_credential_is_refused_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join(CREDENTIAL_NAME)).unwrap();
+    let creds = dir.path().display().to_string();
+    let env = |name: &str| match name {
+        "CREDENTIALS_DIRECTORY" => Some(creds.clone()),
+        "SMILE_ID_API_KEY" => Some("from-env".to_owned()),
+        _ => None,
+    };
+    let text = "smile_id:\n  partner_id: \"1\"\ntargets:\n  - country: GH\n    id_types: [GHANA_CARD]\n";
+    let e = parse(text, "cfg.yaml", Path::new("."), &env).unwrap_err().to_string();
+    assert!(e.contains(&format!("{creds}/{CREDENTIAL_NAME} is larger than 64 KiB")), "{e}");
+}
+
+#[test]
+fn a_missing_file_names_its_cause_once() {
+    let e = load(Path::new("/nonexistent.yaml")).unwrap_err();
+    assert!(std::error::Error::source(&e).is_none());
+    // The daemon prints the whole chain, as anyhow does with `{:#}`.
+    let chain = format!("{:#}", anyhow::Error::from(e).context("idauth-exporter cannot run"));
+    assert_eq!(
+        chain,
+        "idauth-exporter cannot run: /nonexistent.yaml: cannot read the file: No such file or directory (os error 2)"
+    );
+}
