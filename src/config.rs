@@ -325,10 +325,19 @@ pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) 
         let message = first_line(&e.without_snippet().to_string());
         // Location wrappers add a `value` step of their own; the reader wants the key.
         let key = path.replace(".value", "");
+        // The values of these keys may be the API key: a parser message could quote them.
+        let message = if SECRET_KEYS.contains(&key.as_str()) {
+            "not a valid value (not shown, since it may be the API key); expected a string".to_owned()
+        } else {
+            message
+        };
         let message = if key.is_empty() || key == "." { message } else { format!("{key}: {message}") };
         ConfigError::Invalid { file: file.to_owned(), line, column, message }
     })
 }
+
+/// Keys whose values may be the API key, typed there on purpose or by mistake.
+const SECRET_KEYS: [&str; 2] = ["smile_id.api_key", "smile_id.api_key_env"];
 
 /// A validation error at `at`.
 pub(crate) fn invalid(file: &str, at: &serde_saphyr::Location, message: String) -> ConfigError {
@@ -362,7 +371,7 @@ struct RawSmileId {
     #[serde(default)]
     api_key_file: Option<At<PathBuf>>,
     #[serde(default)]
-    api_key_env: Option<At<String>>,
+    api_key_env: Option<At<KeyEnvName>>,
     #[serde(default = "default_environment")]
     environment: Environment,
     #[serde(default = "default_api")]
@@ -404,6 +413,58 @@ impl<'de> Deserialize<'de> for PartnerId {
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PartnerId, E> {
                 self.visit_u64(v.unsigned_abs())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The value of `api_key_env`: meant to be a variable name, but held as a secret until it is
+/// known to be one, since a key pasted there must never be printed. A value that is not a
+/// string (a number, say) is kept as `None`: it is not a name either.
+struct KeyEnvName(Option<Secret>);
+
+impl KeyEnvName {
+    /// The variable name, when the value is one and does not look like a key.
+    fn name(&self) -> Option<&str> {
+        let s = self.0.as_ref()?.expose();
+        let mut bytes = s.bytes();
+        let first = bytes.next()?;
+        let is_name =
+            (first.is_ascii_alphabetic() || first == b'_') && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        (is_name && !crate::secret::looks_like_key(s)).then_some(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyEnvName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = KeyEnvName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the name of an environment variable such as SMILE_ID_API_KEY")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(Some(Secret::new(v))))
+            }
+            // Any other scalar is refused later, without showing it: serde's own message would.
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
+            }
+            fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
+            }
+            fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
             }
         }
         d.deserialize_any(V)
@@ -519,13 +580,23 @@ impl Validator<'_> {
                     );
                 }
             }
-        } else if let Some(name) = raw.api_key_env {
-            match (self.env)(&name.value) {
+        } else if let Some(value) = raw.api_key_env {
+            let Some(name) = value.value.name() else {
+                return self.error(
+                    &value.referenced,
+                    format!(
+                        "smile_id.api_key_env: this looks like a key, not a variable name (the value is not shown); \
+                         expected the name of an environment variable holding the key, such as {DEFAULT_API_KEY_ENV} \
+                         (letters, digits and _, not starting with a digit)"
+                    ),
+                );
+            };
+            match (self.env)(name) {
                 Some(v) => v,
                 None => {
                     return self.error(
-                        &name.referenced,
-                        format!("smile_id.api_key_env: the environment variable {} is not set; expected it to hold the API key", name.value),
+                        &value.referenced,
+                        format!("smile_id.api_key_env: the environment variable {name} is not set; expected it to hold the API key"),
                     );
                 }
             }

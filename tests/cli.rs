@@ -156,3 +156,23 @@ async fn check_exits_2_when_a_poll_fails_and_can_check_one_pair() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(!stdout(&o).contains("NIN_V2"));
 }
+
+/// `api_key_env: <the key>`: `config check` and the daemon refuse it without printing it.
+#[test]
+fn a_key_pasted_as_api_key_env_is_never_printed() {
+    const PASTED: &str = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    let yaml = config_yaml("http://127.0.0.1:1", "v2", &[("NG", &["BVN"])], "")
+        .replace("api_key_file: api_key", &format!("api_key_env: {PASTED}"));
+    std::fs::write(&path, &yaml).unwrap();
+    let line = yaml.lines().position(|l| l.contains(PASTED)).unwrap() + 1;
+    let config = format!("--config.file={}", path.display());
+    for args in [vec!["config", "check", config.as_str()], vec![config.as_str()]] {
+        let o = Command::new(BIN).args(&args).env(PASTED, "k").output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let all = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+        assert!(all.contains(&format!("c.yaml:{line}:16: smile_id.api_key_env: this looks like a key")), "{all}");
+        assert!(!all.contains("4eC39HqL"), "{all}");
+    }
+}

@@ -421,3 +421,36 @@ fn a_missing_file_names_its_cause_once() {
         "idauth-exporter cannot run: /nonexistent.yaml: cannot read the file: No such file or directory (os error 2)"
     );
 }
+
+/// A key pasted where the variable's name belongs is refused, and never shown.
+#[test]
+fn a_key_pasted_as_api_key_env_is_never_shown() {
+    for key in [
+        "f5bae08a1b1088e9ff3a9e0a2f6ba49b78ba1f3a3e1980b1e2b7a777b27608fe",
+        "XyC6f6ph55_01FdouNBhXBMgu_WDKGnP",
+        "98ab8a68-6374-4496-9d2f-11f734743e82",
+        "\"p4wski5eYOwco9GsUN9lFSA/F9VwYG3x9qwCpDsCB5w=\"",
+        "12345678901234567890",
+        "'my key'",
+    ] {
+        let text = with("api_key_env: MY_KEY", &format!("api_key_env: {key}"));
+        // Even when a variable of that name exists, the value is not used as a name.
+        let all = |_: &str| Some("whatever".to_owned());
+        let e = parse(&text, "cfg.yaml", Path::new("."), &all).unwrap_err().to_string();
+        let line = line_of(&text, "api_key_env");
+        assert_eq!(
+            e,
+            format!(
+                "cfg.yaml:{line}:16: smile_id.api_key_env: this looks like a key, not a variable name (the value is not \
+                 shown); expected the name of an environment variable holding the key, such as SMILE_ID_API_KEY \
+                 (letters, digits and _, not starting with a digit)"
+            )
+        );
+        let bare = key.trim_matches(['"', '\'']);
+        assert!(!e.contains(&bare[..bare.len().min(8)]), "{e}");
+    }
+    // A type error there does not quote the value either.
+    let text = with("api_key_env: MY_KEY", "api_key_env: {XyC6f6ph55_01FdouNBhXBMgu: 1}");
+    let (_, msg) = parse_err(&text);
+    assert!(!msg.contains("XyC6f6ph55"), "{msg}");
+}
