@@ -119,6 +119,27 @@ pub struct PollConfig {
     pub max_data_age: Duration,
 }
 
+/// Why a cron schedule was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// The text is not a six-field cron expression.
+    #[error(
+        "{text:?} is not a valid cron schedule with seconds ({reason}); expected six fields such as {DEFAULT_SCHEDULE:?}"
+    )]
+    Invalid {
+        /// The expression as written.
+        text: String,
+        /// What the cron parser said.
+        reason: String,
+    },
+    /// The expression is valid but names no time that comes round again.
+    #[error("{text:?} never fires; expected a repeating schedule such as {DEFAULT_SCHEDULE:?}")]
+    Never {
+        /// The expression as written.
+        text: String,
+    },
+}
+
 /// A parsed cron schedule with seconds, evaluated in UTC.
 #[derive(Clone)]
 pub struct Schedule {
@@ -129,16 +150,14 @@ pub struct Schedule {
 
 impl Schedule {
     /// Parses a six-field cron expression (seconds first).
-    pub fn parse(text: &str) -> Result<Schedule, String> {
+    pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
         let cron = CronParser::builder()
             .seconds(Seconds::Required)
             .dom_and_dow(true)
             .build()
             .parse(text)
-            .map_err(|e| format!("{text:?} is not a valid cron schedule with seconds ({e}); expected six fields such as {DEFAULT_SCHEDULE:?}"))?;
-        let period = shortest_gap(&cron).ok_or_else(|| {
-            format!("{text:?} never fires; expected a repeating schedule such as {DEFAULT_SCHEDULE:?}")
-        })?;
+            .map_err(|e| ScheduleError::Invalid { text: text.to_owned(), reason: e.to_string() })?;
+        let period = shortest_gap(&cron).ok_or_else(|| ScheduleError::Never { text: text.to_owned() })?;
         Ok(Schedule { text: text.to_owned(), cron, period })
     }
 
@@ -308,7 +327,7 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
     let raw: RawConfig = from_yaml(text, file)?;
-    Validator { file, base_dir, env, warnings: Vec::new() }.validate(raw)
+    Validator { file, text, base_dir, env, warnings: Vec::new() }.validate(raw)
 }
 
 /// Deserializes YAML; an error names the file, line, column and the key's path.
@@ -322,9 +341,11 @@ pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) 
     })
     .map_err(|e| {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line() as u32, l.column() as u32));
-        let message = first_line(&e.without_snippet().to_string());
-        // Location wrappers add a `value` step of their own; the reader wants the key.
+        let message = plain_message(e.without_snippet());
+        // Location wrappers add a `value` step of their own, and a key not yet known is `?`;
+        // the reader wants the key.
         let key = path.replace(".value", "");
+        let key = key.trim_end_matches(".?").trim_end_matches('?').to_owned();
         // The values of these keys may be the API key: a parser message could quote them.
         let message = if SECRET_KEYS.contains(&key.as_str()) {
             "not a valid value (not shown, since it may be the API key); expected a string".to_owned()
@@ -346,6 +367,100 @@ pub(crate) fn invalid(file: &str, at: &serde_saphyr::Location, message: String) 
 
 fn first_line(s: &str) -> String {
     s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
+}
+
+/// The parser's complaint in plain words, without its internals or a repeated location.
+fn plain_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach;
+    let budget = serde_saphyr::Budget::default();
+    match e {
+        E::DuplicateMappingKey { key: Some(key), .. } => format!("duplicate key `{key}`; expected each key once"),
+        E::DuplicateMappingKey { key: None, .. } => "duplicate key; expected each key once".to_owned(),
+        E::Budget { breach: BudgetBreach::Depth { .. }, .. } => {
+            format!("the file is too deeply nested (over {} levels)", budget.max_depth)
+        }
+        E::Budget { breach: BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. }, .. } => {
+            format!("the file is too large or too deeply nested (over {} nodes)", budget.max_nodes)
+        }
+        E::Budget { .. } => "the file is too large or too complex for a configuration file".to_owned(),
+        E::InvalidScalar { ty, .. } => expected_scalar(ty),
+        other => {
+            let text = first_line(&other.to_string());
+            // The parser appends the place, which the error already names up front.
+            match text.rsplit_once(" at line ") {
+                Some((head, tail)) if tail.contains(", column ") => head.to_owned(),
+                _ => text,
+            }
+        }
+    }
+}
+
+/// What a scalar of Rust type `ty` should have looked like.
+fn expected_scalar(ty: &str) -> String {
+    let whole = |lo: i128, hi: u128| format!("expected a whole number from {lo} to {hi}");
+    match ty {
+        "u8" => whole(0, u8::MAX.into()),
+        "u16" => whole(0, u16::MAX.into()),
+        "u32" => whole(0, u32::MAX.into()),
+        "u64" | "usize" => whole(0, u64::MAX.into()),
+        "u128" => whole(0, u128::MAX),
+        "i8" => whole(i8::MIN.into(), i8::MAX as u128),
+        "i16" => whole(i16::MIN.into(), i16::MAX as u128),
+        "i32" => whole(i32::MIN.into(), i32::MAX as u128),
+        "i64" | "isize" => whole(i64::MIN.into(), i64::MAX as u128),
+        "f32" | "f64" => "expected a number such as 0.5".to_owned(),
+        "bool" | "boolean" => "expected true or false".to_owned(),
+        "char" => "expected a single character".to_owned(),
+        other => format!("expected a value of type {other}"),
+    }
+}
+
+/// A whole number from `MIN` to `MAX`, refused with that range in words otherwise.
+#[derive(Clone, Copy)]
+struct Whole<const MIN: u64, const MAX: u64>(u64);
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Whole<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const MIN: u64, const MAX: u64>;
+        impl<const MIN: u64, const MAX: u64> V<MIN, MAX> {
+            fn refuse<E: serde::de::Error>(what: impl fmt::Display, why: &str) -> E {
+                E::custom(format!("{what} is {why}; expected a whole number from {MIN} to {MAX}"))
+            }
+        }
+        impl<const MIN: u64, const MAX: u64> serde::de::Visitor<'_> for V<MIN, MAX> {
+            type Value = Whole<MIN, MAX>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a whole number from {MIN} to {MAX}")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                if (MIN..=MAX).contains(&v) { Ok(Whole(v)) } else { Err(Self::refuse(v, "out of range")) }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v).map_err(|_| Self::refuse(v, "out of range")).and_then(|v| self.visit_u64(v))
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Self::Value, E> {
+                u64::try_from(v).map_err(|_| Self::refuse(v, "out of range")).and_then(|v| self.visit_u64(v))
+            }
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Self::Value, E> {
+                u64::try_from(v).map_err(|_| Self::refuse(v, "out of range")).and_then(|v| self.visit_u64(v))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Err(Self::refuse(v, "not a whole number"))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Err(Self::refuse(v, "not a number"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                // A quoted number is still the number.
+                match v.trim().parse::<u64>() {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(Self::refuse(format_args!("{v:?}"), "not a whole number")),
+                }
+            }
+        }
+        d.deserialize_any(V::<MIN, MAX>)
+    }
 }
 
 /// A span-carrying value, or its absence with the place of its parent.
@@ -387,8 +502,12 @@ fn default_api() -> ApiFlavor {
     ApiFlavor::V2
 }
 
-/// A partner ID that must be written as a string, since YAML would drop leading zeros.
-struct PartnerId(String);
+/// A partner ID as written: a string, or an unquoted number that YAML has read as one (and
+/// whose leading zeros are gone); the validator explains the latter from the file's text.
+enum PartnerId {
+    Quoted(String),
+    Unquoted(String),
+}
 
 impl<'de> Deserialize<'de> for PartnerId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -404,15 +523,16 @@ impl<'de> Deserialize<'de> for PartnerId {
                         "{v:?} is not a partner ID; expected a quoted string of digits such as \"085\""
                     )));
                 }
-                Ok(PartnerId(v.to_owned()))
+                Ok(PartnerId::Quoted(v.to_owned()))
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PartnerId, E> {
-                Err(E::custom(format!(
-                    "write the partner ID as a quoted string (\"{v}\", or \"0{v}\" if it has a leading zero); YAML reads an unquoted number and drops leading zeros"
-                )))
+                Ok(PartnerId::Unquoted(v.to_string()))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PartnerId, E> {
-                self.visit_u64(v.unsigned_abs())
+                Ok(PartnerId::Unquoted(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<PartnerId, E> {
+                Ok(PartnerId::Unquoted(v.to_string()))
             }
         }
         d.deserialize_any(V)
@@ -476,8 +596,8 @@ impl<'de> Deserialize<'de> for KeyEnvName {
 struct RawPoll {
     schedule: Option<At<String>>,
     timeout: Option<At<HumanDuration>>,
-    retries: Option<At<u32>>,
-    concurrency: Option<At<u64>>,
+    retries: Option<At<Whole<0, 10>>>,
+    concurrency: Option<At<Whole<1, 64>>>,
     jitter: Option<At<HumanDuration>>,
     max_data_age: Option<At<HumanDuration>>,
 }
@@ -512,6 +632,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 struct Validator<'a> {
     file: &'a str,
+    text: &'a str,
     base_dir: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
     warnings: Vec<ConfigWarning>,
@@ -520,6 +641,32 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn error<T>(&self, at: &serde_saphyr::Location, message: String) -> Result<T, ConfigError> {
         Err(invalid(self.file, at, message))
+    }
+
+    /// The text of the file at `at`, as written.
+    fn source_of(&self, at: &serde_saphyr::Location) -> Option<&str> {
+        let span = at.span();
+        let start = usize::try_from(span.byte_offset()?).ok()?;
+        let len = usize::try_from(span.byte_len()?).ok()?;
+        self.text.get(start..start.checked_add(len)?)
+    }
+
+    /// Where the `smile_id:` key is, for errors about the section as a whole; the parser
+    /// places a mapping at its first key, which is the wrong line to look at.
+    fn smile_id_key(&self, section: &serde_saphyr::Location) -> (u32, u32) {
+        let found = self
+            .text
+            .lines()
+            .position(|l| l.strip_prefix("smile_id").is_some_and(|rest| rest.trim_start().starts_with(':')));
+        match found {
+            Some(i) => (i as u32 + 1, 1),
+            None => (section.line() as u32, section.column() as u32),
+        }
+    }
+
+    fn section_error<T>(&self, section: &serde_saphyr::Location, message: String) -> Result<T, ConfigError> {
+        let (line, column) = self.smile_id_key(section);
+        Err(ConfigError::Invalid { file: self.file.to_owned(), line, column, message })
     }
 
     fn warn(&mut self, at: &serde_saphyr::Location, message: String) {
@@ -615,7 +762,7 @@ impl Validator<'_> {
                             ReadError::NotText => "is not UTF-8 text".to_owned(),
                             ReadError::Io(e) => format!("cannot be read: {e}"),
                         };
-                        return self.error(
+                        return self.section_error(
                             &section,
                             format!(
                                 "smile_id: the credential {} {why}; expected a file holding only the API key",
@@ -631,7 +778,7 @@ impl Validator<'_> {
             {
                 Some(v) => v,
                 None => {
-                    return self.error(
+                    return self.section_error(
                         &section,
                         format!(
                             "smile_id: no API key; set api_key_file or api_key_env, provide the credential \
@@ -642,7 +789,7 @@ impl Validator<'_> {
             }
         };
         if api_key.trim().is_empty() {
-            return self.error(&section, "smile_id: the API key is empty; expected a non-empty key".to_owned());
+            return self.section_error(&section, "smile_id: the API key is empty; expected a non-empty key".to_owned());
         }
         let base_url = match raw.base_url {
             None => None,
@@ -662,8 +809,26 @@ impl Validator<'_> {
                 Some(url.value.trim_end_matches('/').to_owned())
             }
         };
+        let partner_id = match raw.partner_id.value {
+            PartnerId::Quoted(id) => id,
+            PartnerId::Unquoted(number) => {
+                let at = raw.partner_id.referenced;
+                let written = self.source_of(&at).unwrap_or(&number).trim().to_owned();
+                let message = if written.bytes().all(|b| b.is_ascii_digit()) {
+                    format!(
+                        "smile_id.partner_id: quote it: \"{written}\"; unquoted, YAML reads {written} as a number \
+                         and drops leading zeros"
+                    )
+                } else {
+                    format!(
+                        "smile_id.partner_id: {written} is not a partner ID; expected a quoted string of digits such as \"085\""
+                    )
+                };
+                return self.error(&at, message);
+            }
+        };
         Ok(SmileIdConfig {
-            partner_id: raw.partner_id.value.0,
+            partner_id,
             api_key: Secret::new(api_key),
             environment: raw.environment,
             api: raw.api,
@@ -700,20 +865,9 @@ impl Validator<'_> {
                 );
             }
         }
-        let retries = raw.retries.as_ref().map_or(2, |r| r.value);
-        if let Some(r) = &raw.retries
-            && r.value > 10
-        {
-            return self.error(&r.referenced, format!("poll.retries: {} is too many; expected 0 to 10", r.value));
-        }
-        let concurrency = match &raw.concurrency {
-            None => 4,
-            Some(c) if (1..=64).contains(&c.value) => c.value as usize,
-            Some(c) => {
-                return self
-                    .error(&c.referenced, format!("poll.concurrency: {} is out of range; expected 1 to 64", c.value));
-            }
-        };
+        // Their ranges are checked as they are read.
+        let retries = raw.retries.as_ref().map_or(2, |r| r.value.0 as u32);
+        let concurrency = raw.concurrency.as_ref().map_or(4, |c| c.value.0 as usize);
         let jitter = dur(&raw.jitter, 30);
         if let Some(j) = &raw.jitter
             && jitter >= period
