@@ -91,6 +91,23 @@ pub struct SimulateArgs {
     pub speed: f64,
 }
 
+impl SimulateArgs {
+    /// The simulator's options from these flags.
+    pub fn options(&self) -> crate::simulator::Options {
+        crate::simulator::Options {
+            listen: self.listen.clone(),
+            scenario: self.scenario.clone(),
+            partner_id: self.partner_id.clone(),
+            api_key_env: self.api_key_env.clone(),
+            environment: match self.environment {
+                SimEnvironment::Production => crate::config::Environment::Production,
+                SimEnvironment::Sandbox => crate::config::Environment::Sandbox,
+            },
+            speed: self.speed,
+        }
+    }
+}
+
 /// `--environment` of the simulator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SimEnvironment {
@@ -143,6 +160,23 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Config { action: ConfigCommand::Check })));
         assert!(Cli::try_parse_from(["idauth-exporter", "check", "NG"]).is_err());
         assert!(Cli::try_parse_from(["idauth-exporter", "--log.format=text"]).is_err());
+    }
+
+    #[test]
+    fn simulate_flags_become_simulator_options() {
+        let cli = Cli::try_parse_from(["idauth-exporter", "simulate", "--environment=sandbox", "--speed=60"]).unwrap();
+        let Some(Command::Simulate(args)) = cli.command else { panic!("{:?}", cli.command) };
+        assert_eq!(
+            args.options(),
+            crate::simulator::Options {
+                listen: "127.0.0.1:9878".to_owned(),
+                scenario: None,
+                partner_id: "085".to_owned(),
+                api_key_env: "SMILE_ID_API_KEY".to_owned(),
+                environment: crate::config::Environment::Sandbox,
+                speed: 60.0,
+            }
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
 use crate::catalog;
+use crate::files::{CONFIG_LIMIT, ReadError, SECRET_LIMIT, read_text_capped};
 use crate::model::{Country, IdType, Target};
 use crate::secret::Secret;
 
@@ -118,6 +119,27 @@ pub struct PollConfig {
     pub max_data_age: Duration,
 }
 
+/// Why a cron schedule was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// The text is not a six-field cron expression.
+    #[error(
+        "{text:?} is not a valid cron schedule with seconds ({reason}); expected six fields such as {DEFAULT_SCHEDULE:?}"
+    )]
+    Invalid {
+        /// The expression as written.
+        text: String,
+        /// What the cron parser said.
+        reason: String,
+    },
+    /// The expression is valid but names no time that comes round again.
+    #[error("{text:?} never fires; expected a repeating schedule such as {DEFAULT_SCHEDULE:?}")]
+    Never {
+        /// The expression as written.
+        text: String,
+    },
+}
+
 /// A parsed cron schedule with seconds, evaluated in UTC.
 #[derive(Clone)]
 pub struct Schedule {
@@ -128,16 +150,14 @@ pub struct Schedule {
 
 impl Schedule {
     /// Parses a six-field cron expression (seconds first).
-    pub fn parse(text: &str) -> Result<Schedule, String> {
+    pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
         let cron = CronParser::builder()
             .seconds(Seconds::Required)
             .dom_and_dow(true)
             .build()
             .parse(text)
-            .map_err(|e| format!("{text:?} is not a valid cron schedule with seconds ({e}); expected six fields such as {DEFAULT_SCHEDULE:?}"))?;
-        let period = shortest_gap(&cron).ok_or_else(|| {
-            format!("{text:?} never fires; expected a repeating schedule such as {DEFAULT_SCHEDULE:?}")
-        })?;
+            .map_err(|e| ScheduleError::Invalid { text: text.to_owned(), reason: e.to_string() })?;
+        let period = shortest_gap(&cron).ok_or_else(|| ScheduleError::Never { text: text.to_owned() })?;
         Ok(Schedule { text: text.to_owned(), cron, period })
     }
 
@@ -208,18 +228,31 @@ impl fmt::Display for ConfigWarning {
 }
 
 /// Why a configuration was rejected.
-#[derive(Debug, thiserror::Error)]
+///
+/// Each message is complete on one line, the cause included; [`std::error::Error::source`]
+/// is `None` so that a printed chain (`{:#}`) does not repeat the cause.
+#[derive(Debug)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{file}: cannot read the configuration file: {source}")]
     Read {
         /// The file.
         file: String,
         /// The reason.
         source: std::io::Error,
     },
+    /// The file is larger than its cap (or endless, like `/dev/zero`).
+    TooLarge {
+        /// The file.
+        file: String,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// The file is not UTF-8 text.
+    NotText {
+        /// The file.
+        file: String,
+    },
     /// The file is not valid.
-    #[error("{file}:{line}:{column}: {message}")]
     Invalid {
         /// The file.
         file: String,
@@ -230,6 +263,43 @@ pub enum ConfigError {
         /// The key and what was expected.
         message: String,
     },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { file, source } => write!(f, "{file}: cannot read the file: {source}"),
+            ConfigError::TooLarge { file, limit } => write!(
+                f,
+                "{file}: the file is larger than {}; expected a small text file (is it the right file?)",
+                fmt_bytes(*limit)
+            ),
+            ConfigError::NotText { file } => write!(f, "{file}: the file is not UTF-8 text; expected YAML"),
+            ConfigError::Invalid { file, line, column, message } => write!(f, "{file}:{line}:{column}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads a configuration-like file (configuration, scenario, web configuration) of at most
+/// `limit` bytes as text; a larger or endless file is [`ConfigError::TooLarge`].
+pub fn read_file(path: &Path, limit: u64) -> Result<String, ConfigError> {
+    let file = || path.display().to_string();
+    read_text_capped(path, limit).map_err(|e| match e {
+        ReadError::Io(source) => ConfigError::Read { file: file(), source },
+        ReadError::TooLarge { limit } => ConfigError::TooLarge { file: file(), limit },
+        ReadError::NotText => ConfigError::NotText { file: file() },
+    })
+}
+
+/// A byte count as a person reads it: `4 MiB`, `64 KiB`, `100 bytes`.
+pub fn fmt_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
 }
 
 /// A configuration and the warnings it gave.
@@ -243,8 +313,7 @@ pub struct Loaded {
 
 /// Reads, parses and validates a configuration file, reading secrets from the process environment.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { file: path.display().to_string(), source })?;
+    let text = read_file(path, CONFIG_LIMIT)?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse(&text, &path.display().to_string(), &base_dir, &|name| std::env::var(name).ok())
 }
@@ -258,7 +327,7 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
     let raw: RawConfig = from_yaml(text, file)?;
-    Validator { file, base_dir, env, warnings: Vec::new() }.validate(raw)
+    Validator { file, text, base_dir, env, warnings: Vec::new() }.validate(raw)
 }
 
 /// Deserializes YAML; an error names the file, line, column and the key's path.
@@ -272,13 +341,24 @@ pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) 
     })
     .map_err(|e| {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line() as u32, l.column() as u32));
-        let message = first_line(&e.without_snippet().to_string());
-        // Location wrappers add a `value` step of their own; the reader wants the key.
+        let message = plain_message(e.without_snippet());
+        // Location wrappers add a `value` step of their own, and a key not yet known is `?`;
+        // the reader wants the key.
         let key = path.replace(".value", "");
+        let key = key.trim_end_matches(".?").trim_end_matches('?').to_owned();
+        // The values of these keys may be the API key: a parser message could quote them.
+        let message = if SECRET_KEYS.contains(&key.as_str()) {
+            "not a valid value (not shown, since it may be the API key); expected a string".to_owned()
+        } else {
+            message
+        };
         let message = if key.is_empty() || key == "." { message } else { format!("{key}: {message}") };
         ConfigError::Invalid { file: file.to_owned(), line, column, message }
     })
 }
+
+/// Keys whose values may be the API key, typed there on purpose or by mistake.
+const SECRET_KEYS: [&str; 2] = ["smile_id.api_key", "smile_id.api_key_env"];
 
 /// A validation error at `at`.
 pub(crate) fn invalid(file: &str, at: &serde_saphyr::Location, message: String) -> ConfigError {
@@ -287,6 +367,100 @@ pub(crate) fn invalid(file: &str, at: &serde_saphyr::Location, message: String) 
 
 fn first_line(s: &str) -> String {
     s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
+}
+
+/// The parser's complaint in plain words, without its internals or a repeated location.
+fn plain_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach;
+    let budget = serde_saphyr::Budget::default();
+    match e {
+        E::DuplicateMappingKey { key: Some(key), .. } => format!("duplicate key `{key}`; expected each key once"),
+        E::DuplicateMappingKey { key: None, .. } => "duplicate key; expected each key once".to_owned(),
+        E::Budget { breach: BudgetBreach::Depth { .. }, .. } => {
+            format!("the file is too deeply nested (over {} levels)", budget.max_depth)
+        }
+        E::Budget { breach: BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. }, .. } => {
+            format!("the file is too large or too deeply nested (over {} nodes)", budget.max_nodes)
+        }
+        E::Budget { .. } => "the file is too large or too complex for a configuration file".to_owned(),
+        E::InvalidScalar { ty, .. } => expected_scalar(ty),
+        other => {
+            let text = first_line(&other.to_string());
+            // The parser appends the place, which the error already names up front.
+            match text.rsplit_once(" at line ") {
+                Some((head, tail)) if tail.contains(", column ") => head.to_owned(),
+                _ => text,
+            }
+        }
+    }
+}
+
+/// What a scalar of Rust type `ty` should have looked like.
+fn expected_scalar(ty: &str) -> String {
+    let whole = |lo: i128, hi: u128| format!("expected a whole number from {lo} to {hi}");
+    match ty {
+        "u8" => whole(0, u8::MAX.into()),
+        "u16" => whole(0, u16::MAX.into()),
+        "u32" => whole(0, u32::MAX.into()),
+        "u64" | "usize" => whole(0, u64::MAX.into()),
+        "u128" => whole(0, u128::MAX),
+        "i8" => whole(i8::MIN.into(), i8::MAX as u128),
+        "i16" => whole(i16::MIN.into(), i16::MAX as u128),
+        "i32" => whole(i32::MIN.into(), i32::MAX as u128),
+        "i64" | "isize" => whole(i64::MIN.into(), i64::MAX as u128),
+        "f32" | "f64" => "expected a number such as 0.5".to_owned(),
+        "bool" | "boolean" => "expected true or false".to_owned(),
+        "char" => "expected a single character".to_owned(),
+        other => format!("expected a value of type {other}"),
+    }
+}
+
+/// A whole number from `MIN` to `MAX`, refused with that range in words otherwise.
+#[derive(Clone, Copy)]
+struct Whole<const MIN: u64, const MAX: u64>(u64);
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Whole<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const MIN: u64, const MAX: u64>;
+        impl<const MIN: u64, const MAX: u64> V<MIN, MAX> {
+            fn refuse<E: serde::de::Error>(what: impl fmt::Display, why: &str) -> E {
+                E::custom(format!("{what} is {why}; expected a whole number from {MIN} to {MAX}"))
+            }
+        }
+        impl<const MIN: u64, const MAX: u64> serde::de::Visitor<'_> for V<MIN, MAX> {
+            type Value = Whole<MIN, MAX>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a whole number from {MIN} to {MAX}")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                if (MIN..=MAX).contains(&v) { Ok(Whole(v)) } else { Err(Self::refuse(v, "out of range")) }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v).map_err(|_| Self::refuse(v, "out of range")).and_then(|v| self.visit_u64(v))
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Self::Value, E> {
+                u64::try_from(v).map_err(|_| Self::refuse(v, "out of range")).and_then(|v| self.visit_u64(v))
+            }
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Self::Value, E> {
+                u64::try_from(v).map_err(|_| Self::refuse(v, "out of range")).and_then(|v| self.visit_u64(v))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Err(Self::refuse(v, "not a whole number"))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Err(Self::refuse(v, "not a number"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                // A quoted number is still the number.
+                match v.trim().parse::<u64>() {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(Self::refuse(format_args!("{v:?}"), "not a whole number")),
+                }
+            }
+        }
+        d.deserialize_any(V::<MIN, MAX>)
+    }
 }
 
 /// A span-carrying value, or its absence with the place of its parent.
@@ -312,7 +486,7 @@ struct RawSmileId {
     #[serde(default)]
     api_key_file: Option<At<PathBuf>>,
     #[serde(default)]
-    api_key_env: Option<At<String>>,
+    api_key_env: Option<At<KeyEnvName>>,
     #[serde(default = "default_environment")]
     environment: Environment,
     #[serde(default = "default_api")]
@@ -328,8 +502,12 @@ fn default_api() -> ApiFlavor {
     ApiFlavor::V2
 }
 
-/// A partner ID that must be written as a string, since YAML would drop leading zeros.
-struct PartnerId(String);
+/// A partner ID as written: a string, or an unquoted number that YAML has read as one (and
+/// whose leading zeros are gone); the validator explains the latter from the file's text.
+enum PartnerId {
+    Quoted(String),
+    Unquoted(String),
+}
 
 impl<'de> Deserialize<'de> for PartnerId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -345,15 +523,68 @@ impl<'de> Deserialize<'de> for PartnerId {
                         "{v:?} is not a partner ID; expected a quoted string of digits such as \"085\""
                     )));
                 }
-                Ok(PartnerId(v.to_owned()))
+                Ok(PartnerId::Quoted(v.to_owned()))
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PartnerId, E> {
-                Err(E::custom(format!(
-                    "write the partner ID as a quoted string (\"{v}\", or \"0{v}\" if it has a leading zero); YAML reads an unquoted number and drops leading zeros"
-                )))
+                Ok(PartnerId::Unquoted(v.to_string()))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PartnerId, E> {
-                self.visit_u64(v.unsigned_abs())
+                Ok(PartnerId::Unquoted(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<PartnerId, E> {
+                Ok(PartnerId::Unquoted(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The value of `api_key_env`: meant to be a variable name, but held as a secret until it is
+/// known to be one, since a key pasted there must never be printed. A value that is not a
+/// string (a number, say) is kept as `None`: it is not a name either.
+struct KeyEnvName(Option<Secret>);
+
+impl KeyEnvName {
+    /// The variable name, when the value is one and does not look like a key.
+    fn name(&self) -> Option<&str> {
+        let s = self.0.as_ref()?.expose();
+        let mut bytes = s.bytes();
+        let first = bytes.next()?;
+        let is_name =
+            (first.is_ascii_alphabetic() || first == b'_') && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        (is_name && !crate::secret::looks_like_key(s)).then_some(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyEnvName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = KeyEnvName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the name of an environment variable such as SMILE_ID_API_KEY")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(Some(Secret::new(v))))
+            }
+            // Any other scalar is refused later, without showing it: serde's own message would.
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
+            }
+            fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
+            }
+            fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<KeyEnvName, E> {
+                Ok(KeyEnvName(None))
             }
         }
         d.deserialize_any(V)
@@ -365,8 +596,8 @@ impl<'de> Deserialize<'de> for PartnerId {
 struct RawPoll {
     schedule: Option<At<String>>,
     timeout: Option<At<HumanDuration>>,
-    retries: Option<At<u32>>,
-    concurrency: Option<At<u64>>,
+    retries: Option<At<Whole<0, 10>>>,
+    concurrency: Option<At<Whole<1, 64>>>,
     jitter: Option<At<HumanDuration>>,
     max_data_age: Option<At<HumanDuration>>,
 }
@@ -401,6 +632,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 struct Validator<'a> {
     file: &'a str,
+    text: &'a str,
     base_dir: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
     warnings: Vec<ConfigWarning>,
@@ -409,6 +641,32 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn error<T>(&self, at: &serde_saphyr::Location, message: String) -> Result<T, ConfigError> {
         Err(invalid(self.file, at, message))
+    }
+
+    /// The text of the file at `at`, as written.
+    fn source_of(&self, at: &serde_saphyr::Location) -> Option<&str> {
+        let span = at.span();
+        let start = usize::try_from(span.byte_offset()?).ok()?;
+        let len = usize::try_from(span.byte_len()?).ok()?;
+        self.text.get(start..start.checked_add(len)?)
+    }
+
+    /// Where the `smile_id:` key is, for errors about the section as a whole; the parser
+    /// places a mapping at its first key, which is the wrong line to look at.
+    fn smile_id_key(&self, section: &serde_saphyr::Location) -> (u32, u32) {
+        let found = self
+            .text
+            .lines()
+            .position(|l| l.strip_prefix("smile_id").is_some_and(|rest| rest.trim_start().starts_with(':')));
+        match found {
+            Some(i) => (i as u32 + 1, 1),
+            None => (section.line() as u32, section.column() as u32),
+        }
+    }
+
+    fn section_error<T>(&self, section: &serde_saphyr::Location, message: String) -> Result<T, ConfigError> {
+        let (line, column) = self.smile_id_key(section);
+        Err(ConfigError::Invalid { file: self.file.to_owned(), line, column, message })
     }
 
     fn warn(&mut self, at: &serde_saphyr::Location, message: String) {
@@ -453,41 +711,74 @@ impl Validator<'_> {
             inline.value
         } else if let Some(path) = raw.api_key_file {
             let full = self.base_dir.join(&path.value);
-            match std::fs::read_to_string(&full) {
+            match read_text_capped(&full, SECRET_LIMIT) {
                 Ok(s) => s.trim_end_matches(['\r', '\n']).to_owned(),
                 Err(e) => {
+                    let why = match e {
+                        ReadError::Io(e) => format!("cannot read {}: {e}", full.display()),
+                        ReadError::TooLarge { limit } => {
+                            format!("{} is larger than {}", full.display(), fmt_bytes(limit))
+                        }
+                        ReadError::NotText => format!("{} is not UTF-8 text", full.display()),
+                    };
                     return self.error(
                         &path.referenced,
-                        format!(
-                            "smile_id.api_key_file: cannot read {}: {e}; expected a readable file holding the API key",
-                            full.display()
-                        ),
+                        format!("smile_id.api_key_file: {why}; expected a readable file holding only the API key"),
                     );
                 }
             }
-        } else if let Some(name) = raw.api_key_env {
-            match (self.env)(&name.value) {
+        } else if let Some(value) = raw.api_key_env {
+            let Some(name) = value.value.name() else {
+                return self.error(
+                    &value.referenced,
+                    format!(
+                        "smile_id.api_key_env: this looks like a key, not a variable name (the value is not shown); \
+                         expected the name of an environment variable holding the key, such as {DEFAULT_API_KEY_ENV} \
+                         (letters, digits and _, not starting with a digit)"
+                    ),
+                );
+            };
+            match (self.env)(name) {
                 Some(v) => v,
                 None => {
                     return self.error(
-                        &name.referenced,
-                        format!("smile_id.api_key_env: the environment variable {} is not set; expected it to hold the API key", name.value),
+                        &value.referenced,
+                        format!("smile_id.api_key_env: the environment variable {name} is not set; expected it to hold the API key"),
                     );
                 }
             }
         } else {
             // systemd's LoadCredential= (and containers that set CREDENTIALS_DIRECTORY to
             // where their secrets are mounted) put the key in a file of a known name.
-            let credential = (self.env)("CREDENTIALS_DIRECTORY")
-                .map(|dir| Path::new(&dir).join(CREDENTIAL_NAME))
-                .and_then(|path| std::fs::read_to_string(path).ok());
+            let credential = match (self.env)("CREDENTIALS_DIRECTORY").map(|dir| Path::new(&dir).join(CREDENTIAL_NAME))
+            {
+                None => None,
+                Some(path) => match read_text_capped(&path, SECRET_LIMIT) {
+                    Ok(s) => Some(s),
+                    Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => {
+                        let why = match e {
+                            ReadError::TooLarge { limit } => format!("is larger than {}", fmt_bytes(limit)),
+                            ReadError::NotText => "is not UTF-8 text".to_owned(),
+                            ReadError::Io(e) => format!("cannot be read: {e}"),
+                        };
+                        return self.section_error(
+                            &section,
+                            format!(
+                                "smile_id: the credential {} {why}; expected a file holding only the API key",
+                                path.display()
+                            ),
+                        );
+                    }
+                },
+            };
             match credential
                 .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
                 .or_else(|| (self.env)(DEFAULT_API_KEY_ENV))
             {
                 Some(v) => v,
                 None => {
-                    return self.error(
+                    return self.section_error(
                         &section,
                         format!(
                             "smile_id: no API key; set api_key_file or api_key_env, provide the credential \
@@ -498,7 +789,7 @@ impl Validator<'_> {
             }
         };
         if api_key.trim().is_empty() {
-            return self.error(&section, "smile_id: the API key is empty; expected a non-empty key".to_owned());
+            return self.section_error(&section, "smile_id: the API key is empty; expected a non-empty key".to_owned());
         }
         let base_url = match raw.base_url {
             None => None,
@@ -518,8 +809,26 @@ impl Validator<'_> {
                 Some(url.value.trim_end_matches('/').to_owned())
             }
         };
+        let partner_id = match raw.partner_id.value {
+            PartnerId::Quoted(id) => id,
+            PartnerId::Unquoted(number) => {
+                let at = raw.partner_id.referenced;
+                let written = self.source_of(&at).unwrap_or(&number).trim().to_owned();
+                let message = if written.bytes().all(|b| b.is_ascii_digit()) {
+                    format!(
+                        "smile_id.partner_id: quote it: \"{written}\"; unquoted, YAML reads {written} as a number \
+                         and drops leading zeros"
+                    )
+                } else {
+                    format!(
+                        "smile_id.partner_id: {written} is not a partner ID; expected a quoted string of digits such as \"085\""
+                    )
+                };
+                return self.error(&at, message);
+            }
+        };
         Ok(SmileIdConfig {
-            partner_id: raw.partner_id.value.0,
+            partner_id,
             api_key: Secret::new(api_key),
             environment: raw.environment,
             api: raw.api,
@@ -557,20 +866,9 @@ impl Validator<'_> {
                 );
             }
         }
-        let retries = raw.retries.as_ref().map_or(2, |r| r.value);
-        if let Some(r) = &raw.retries
-            && r.value > 10
-        {
-            return self.error(&r.referenced, format!("poll.retries: {} is too many; expected 0 to 10", r.value));
-        }
-        let concurrency = match &raw.concurrency {
-            None => 4,
-            Some(c) if (1..=64).contains(&c.value) => c.value as usize,
-            Some(c) => {
-                return self
-                    .error(&c.referenced, format!("poll.concurrency: {} is out of range; expected 1 to 64", c.value));
-            }
-        };
+        // Their ranges are checked as they are read.
+        let retries = raw.retries.as_ref().map_or(2, |r| r.value.0 as u32);
+        let concurrency = raw.concurrency.as_ref().map_or(4, |c| c.value.0 as usize);
         let jitter = dur(&raw.jitter, 30);
         if let Some(j) = &raw.jitter
             && jitter >= period

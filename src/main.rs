@@ -129,6 +129,6 @@ fn config_check(cli: &Cli) -> ExitCode {
 async fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    simulator::run(args, &|name| std::env::var(name).ok(), shutdown).await?;
+    simulator::run(&args.options(), &|name| std::env::var(name).ok(), shutdown).await?;
     Ok(())
 }

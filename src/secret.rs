@@ -35,9 +35,62 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Whether `text` looks like a credential (long, and mixing character classes the way
+/// hex, base64 and random tokens do) rather than a name. Used to refuse echoing a value
+/// typed where a name belongs; it errs on the side of calling a value a key.
+pub fn looks_like_key(text: &str) -> bool {
+    let classes = |s: &str| {
+        (
+            s.bytes().any(|b| b.is_ascii_lowercase()),
+            s.bytes().any(|b| b.is_ascii_uppercase()),
+            s.bytes().any(|b| b.is_ascii_digit()),
+        )
+    };
+    let (lower, upper, digit) = classes(text);
+    if text.len() >= 20 && lower && upper && digit {
+        return true;
+    }
+    // Hex and UUIDs: long, and a good share of digits among the letters.
+    let alnum = text.bytes().filter(u8::is_ascii_alphanumeric).count();
+    let digits = text.bytes().filter(u8::is_ascii_digit).count();
+    if text.len() >= 16 && (lower || upper) && digits * 4 >= alnum {
+        return true;
+    }
+    text.split(['_', '-', '.']).any(|run| {
+        let (lower, upper, digit) = classes(run);
+        (run.len() >= 16 && digit && (lower || upper)) || (run.len() >= 24 && lower && upper)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_and_names_are_told_apart() {
+        for key in [
+            "30be59ea79e06accab2c4403648824c2",
+            "f5bae08a1b1088e9ff3a9e0a2f6ba49b78ba1f3a3e1980b1e2b7a777b27608fe",
+            "XyC6f6ph55_01FdouNBhXBMgu_WDKGnP",
+            "p4wski5eYOwco9GsUN9lFSA/F9VwYG3x9qwCpDsCB5w=",
+            "98ab8a68-6374-4496-9d2f-11f734743e82",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "AbCdEfGhIjKlMnOpQrStUvWxYz",
+        ] {
+            assert!(looks_like_key(key), "{key}");
+        }
+        for name in [
+            "SMILE_ID_API_KEY",
+            "MY_KEY",
+            "SMILE_ID_PRODUCTION_API_KEY_FOR_EXPORTER",
+            "IDAUTH_EXPORTER_SMILE_ID_API_KEY_2024",
+            "smile_id_api_key",
+            "SmileIdApiKey",
+            "KEY2",
+        ] {
+            assert!(!looks_like_key(name), "{name}");
+        }
+    }
 
     #[test]
     fn never_prints_itself() {

@@ -64,6 +64,37 @@ fn the_daemon_refuses_a_bad_file_with_a_clear_error() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("level=error") && err.contains("/nonexistent.yaml"), "{err}");
+    // The cause is said once, not once per link of the error chain.
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
+/// `/dev/zero` as the configuration or as the key file: a clear error at once, not
+/// unbounded memory.
+#[test]
+fn endless_files_are_refused_fast() {
+    let started = std::time::Instant::now();
+    let o = run(&["config", "check", "--config.file=/dev/zero"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("FAILED: /dev/zero: the file is larger than 4 MiB"), "{}", stdout(&o));
+    let o = run(&["--config.file=/dev/zero"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/dev/zero: the file is larger than 4 MiB"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    let yaml = config_yaml("http://127.0.0.1:1", "v2", &[("NG", &["BVN"])], "")
+        .replace("api_key_file: api_key", "api_key_file: /dev/zero");
+    std::fs::write(&path, &yaml).unwrap();
+    let line = yaml.lines().position(|l| l.contains("/dev/zero")).unwrap() + 1;
+    let o = run(&["config", "check", &format!("--config.file={}", path.display())]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("c.yaml:{line}:17: smile_id.api_key_file: /dev/zero is larger than 64 KiB")),
+        "{out}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
 }
 
 async fn check_with(pairs: &[(&str, &str, serde_json::Value)], args: &[&str]) -> Output {
@@ -124,4 +155,24 @@ async fn check_exits_2_when_a_poll_fails_and_can_check_one_pair() {
             .await;
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(!stdout(&o).contains("NIN_V2"));
+}
+
+/// `api_key_env: <the key>`: `config check` and the daemon refuse it without printing it.
+#[test]
+fn a_key_pasted_as_api_key_env_is_never_printed() {
+    const PASTED: &str = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    let yaml = config_yaml("http://127.0.0.1:1", "v2", &[("NG", &["BVN"])], "")
+        .replace("api_key_file: api_key", &format!("api_key_env: {PASTED}"));
+    std::fs::write(&path, &yaml).unwrap();
+    let line = yaml.lines().position(|l| l.contains(PASTED)).unwrap() + 1;
+    let config = format!("--config.file={}", path.display());
+    for args in [vec!["config", "check", config.as_str()], vec![config.as_str()]] {
+        let o = Command::new(BIN).args(&args).env(PASTED, "k").output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let all = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+        assert!(all.contains(&format!("c.yaml:{line}:16: smile_id.api_key_env: this looks like a key")), "{all}");
+        assert!(!all.contains("4eC39HqL"), "{all}");
+    }
 }

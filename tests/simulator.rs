@@ -370,3 +370,9 @@ async fn a_bad_scenario_file_names_file_line_and_key() {
     assert!(e.contains("success_rate"), "{e}");
     assert!(e.contains("pairs[1].timeline[1].success_rate"), "{e}");
 }
+
+#[test]
+fn an_endless_scenario_file_is_refused_at_the_cap() {
+    let e = Scenario::load(std::path::Path::new("/dev/zero")).unwrap_err().to_string();
+    assert!(e.starts_with("/dev/zero: the file is larger than 4 MiB"), "{e}");
+}

@@ -198,8 +198,14 @@ fn unknown_keys_are_errors() {
 fn missing_key_source_is_an_error() {
     let text = "smile_id:\n  partner_id: \"1\"\ntargets:\n  - country: GH\n    id_types: [GHANA_CARD]\n";
     let e = parse(text, "cfg.yaml", Path::new("."), &no_env).unwrap_err().to_string();
-    assert!(e.starts_with("cfg.yaml:2:"), "{e}");
-    assert!(e.contains("no API key") && e.contains("SMILE_ID_API_KEY"), "{e}");
+    // The section is at fault, not its first key: the error points at `smile_id:`.
+    assert_eq!(
+        e,
+        "cfg.yaml:1:1: smile_id: no API key; set api_key_file or api_key_env, provide the credential \
+         smile_id_api_key in $CREDENTIALS_DIRECTORY, or set the environment variable SMILE_ID_API_KEY"
+    );
+    let e = parse(&format!("# the exporter\n\n{text}"), "cfg.yaml", Path::new("."), &no_env).unwrap_err();
+    assert!(e.to_string().starts_with("cfg.yaml:3:1: smile_id: no API key"), "{e}");
 
     let text = with("api_key_env: MY_KEY", "api_key_env: NOT_SET");
     let (line, msg) = parse_err(&text);
@@ -242,10 +248,18 @@ fn inline_key_is_accepted_with_a_warning_that_never_shows_it() {
 
 #[test]
 fn unquoted_partner_id_is_explained() {
-    let text = with("partner_id: \"085\"", "partner_id: 85");
-    let (line, msg) = parse_err(&text);
-    assert_eq!(line, line_of(&text, "partner_id"));
-    assert!(msg.contains("quoted string"), "{msg}");
+    // YAML reads an unquoted 085 as the number 85: refused, with the text to write instead.
+    let text = with("partner_id: \"085\"", "partner_id: 085");
+    let e = parse(&text, "cfg.yaml", Path::new("."), &env).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "cfg.yaml:3:15: smile_id.partner_id: quote it: \"085\"; unquoted, YAML reads 085 as a number and drops leading zeros"
+    );
+    let (_, msg) = parse_err(&with("partner_id: \"085\"", "partner_id: 85"));
+    assert!(msg.ends_with("quote it: \"85\"; unquoted, YAML reads 85 as a number and drops leading zeros"), "{msg}");
+    // Something that is not digits even as written gets no "quote it".
+    let (_, msg) = parse_err(&with("partner_id: \"085\"", "partner_id: 1e3"));
+    assert_eq!(msg, "smile_id.partner_id: 1e3 is not a partner ID; expected a quoted string of digits such as \"085\"");
 }
 
 #[test]
@@ -342,7 +356,7 @@ fn type_errors_name_the_key_path() {
     let (_, msg) = parse_err(&text);
     assert!(msg.starts_with("targets[1].country: "), "{msg}");
     let (_, msg) = parse_err(&with("partner_id: \"085\"", "partner_id: 85"));
-    assert!(msg.starts_with("smile_id.partner_id: write the partner ID as a quoted string"), "{msg}");
+    assert!(msg.starts_with("smile_id.partner_id: quote it"), "{msg}");
 }
 
 #[test]
@@ -370,4 +384,162 @@ fn the_key_comes_from_the_credentials_directory_before_the_environment() {
         parse(text, "cfg.yaml", Path::new("."), &env_only).unwrap().config.smile_id.api_key.expose(),
         "from-env"
     );
+}
+
+#[test]
+fn an_endless_configuration_file_is_refused_at_the_cap() {
+    let e = load(Path::new("/dev/zero")).unwrap_err();
+    assert!(matches!(e, ConfigError::TooLarge { limit: CONFIG_LIMIT, .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "/dev/zero: the file is larger than 4 MiB; expected a small text file (is it the right file?)"
+    );
+}
+
+#[test]
+fn an_endless_key_file_is_refused_at_the_cap() {
+    let text = with("api_key_env: MY_KEY", "api_key_file: /dev/zero");
+    let e = parse(&text, "cfg.yaml", Path::new("."), &no_env).unwrap_err().to_string();
+    let line = line_of(&text, "api_key_file");
+    assert_eq!(
+        e,
+        format!(
+            "cfg.yaml:{line}:17: smile_id.api_key_file: /dev/zero is larger than 64 KiB; expected a readable file holding only the API key"
+        )
+    );
+}
+
+#[test]
+fn an_endless_credential_is_refused_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join(CREDENTIAL_NAME)).unwrap();
+    let creds = dir.path().display().to_string();
+    let env = |name: &str| match name {
+        "CREDENTIALS_DIRECTORY" => Some(creds.clone()),
+        "SMILE_ID_API_KEY" => Some("from-env".to_owned()),
+        _ => None,
+    };
+    let text = "smile_id:\n  partner_id: \"1\"\ntargets:\n  - country: GH\n    id_types: [GHANA_CARD]\n";
+    let e = parse(text, "cfg.yaml", Path::new("."), &env).unwrap_err().to_string();
+    assert!(e.contains(&format!("{creds}/{CREDENTIAL_NAME} is larger than 64 KiB")), "{e}");
+}
+
+#[test]
+fn a_missing_file_names_its_cause_once() {
+    let e = load(Path::new("/nonexistent.yaml")).unwrap_err();
+    assert!(std::error::Error::source(&e).is_none());
+    // The daemon prints the whole chain, as anyhow does with `{:#}`.
+    let chain = format!("{:#}", anyhow::Error::from(e).context("idauth-exporter cannot run"));
+    assert_eq!(
+        chain,
+        "idauth-exporter cannot run: /nonexistent.yaml: cannot read the file: No such file or directory (os error 2)"
+    );
+}
+
+/// A key pasted where the variable's name belongs is refused, and never shown.
+#[test]
+fn a_key_pasted_as_api_key_env_is_never_shown() {
+    for key in [
+        "f5bae08a1b1088e9ff3a9e0a2f6ba49b78ba1f3a3e1980b1e2b7a777b27608fe",
+        "XyC6f6ph55_01FdouNBhXBMgu_WDKGnP",
+        "98ab8a68-6374-4496-9d2f-11f734743e82",
+        "\"p4wski5eYOwco9GsUN9lFSA/F9VwYG3x9qwCpDsCB5w=\"",
+        "12345678901234567890",
+        "'my key'",
+    ] {
+        let text = with("api_key_env: MY_KEY", &format!("api_key_env: {key}"));
+        // Even when a variable of that name exists, the value is not used as a name.
+        let all = |_: &str| Some("whatever".to_owned());
+        let e = parse(&text, "cfg.yaml", Path::new("."), &all).unwrap_err().to_string();
+        let line = line_of(&text, "api_key_env");
+        assert_eq!(
+            e,
+            format!(
+                "cfg.yaml:{line}:16: smile_id.api_key_env: this looks like a key, not a variable name (the value is not \
+                 shown); expected the name of an environment variable holding the key, such as SMILE_ID_API_KEY \
+                 (letters, digits and _, not starting with a digit)"
+            )
+        );
+        let bare = key.trim_matches(['"', '\'']);
+        assert!(!e.contains(&bare[..bare.len().min(8)]), "{e}");
+    }
+    // A type error there does not quote the value either.
+    let text = with("api_key_env: MY_KEY", "api_key_env: {XyC6f6ph55_01FdouNBhXBMgu: 1}");
+    let (_, msg) = parse_err(&text);
+    assert!(!msg.contains("XyC6f6ph55"), "{msg}");
+}
+
+/// The parser's own words (`set DuplicateKeyPolicy in Options`, `budget breached: Nodes {..}`,
+/// `invalid u32`, a second "at line, column") do not reach the reader.
+#[test]
+fn a_duplicate_key_is_named_in_plain_words() {
+    let e =
+        parse("smile_id:\n  partner_id: \"1\"\n  partner_id: \"2\"\ntargets: []\n", "cfg.yaml", Path::new("."), &env)
+            .unwrap_err()
+            .to_string();
+    assert_eq!(e, "cfg.yaml:3:3: smile_id: duplicate key `partner_id`; expected each key once");
+    let text = with("  timeout: 10s", "  timeout: 10s\n  timeout: 5s");
+    let e = parse(&text, "cfg.yaml", Path::new("."), &env).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("cfg.yaml:{}:3: poll: duplicate key `timeout`; expected each key once", line_of(&text, "5s"))
+    );
+}
+
+#[test]
+fn a_file_over_the_node_budget_is_called_too_large() {
+    let text = with("[NATIONAL_ID]", &format!("[{}NATIONAL_ID]", "BVN,".repeat(250_001)));
+    match parse(&text, "cfg.yaml", Path::new("."), &env) {
+        Err(ConfigError::Invalid { line, column, message, .. }) => {
+            assert_eq!(line, line_of(&text, "BVN,BVN"));
+            assert!(column > 0);
+            assert_eq!(message, "targets[1].id_types: the file is too large or too deeply nested (over 250000 nodes)");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn whole_numbers_are_asked_for_with_their_range() {
+    for (value, why) in
+        [("-1", "-1 is out of range"), ("11", "11 is out of range"), ("1.5", "1.5 is not a whole number")]
+    {
+        let text = with("retries: 2", &format!("retries: {value}"));
+        let e = parse(&text, "cfg.yaml", Path::new("."), &env).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "cfg.yaml:{}:12: poll.retries: {why}; expected a whole number from 0 to 10",
+                line_of(&text, "retries")
+            )
+        );
+    }
+    let text = with("concurrency: 4", "concurrency: 99999999999");
+    let (_, msg) = parse_err(&text);
+    assert_eq!(msg, "poll.concurrency: 99999999999 is out of range; expected a whole number from 1 to 64");
+    // A quoted number is still a number.
+    assert_eq!(parse_ok(&with("retries: 2", "retries: \"3\"")).config.poll.retries, 3);
+
+    // Other files' integer fields get the type's range, not `invalid u32`.
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct N {
+        n: u32,
+    }
+    let e = from_yaml::<N>("n: -1\n", "x.yaml").unwrap_err().to_string();
+    assert_eq!(e, "x.yaml:1:4: n: expected a whole number from 0 to 4294967295");
+}
+
+#[test]
+fn schedule_errors_are_typed() {
+    assert!(matches!(
+        Schedule::parse("0 0 0 30 2 *"),
+        Err(ScheduleError::Never { text }) if text == "0 0 0 30 2 *"
+    ));
+    match Schedule::parse("*/10 * * * *") {
+        Err(e @ ScheduleError::Invalid { .. }) => {
+            assert!(e.to_string().starts_with("\"*/10 * * * *\" is not a valid cron schedule with seconds"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod scenario;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,10 +57,27 @@ pub enum SimulatorError {
     },
 }
 
+/// How `idauth-exporter simulate` runs (the command line fills it in).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Address to serve on.
+    pub listen: String,
+    /// Scenario file (YAML); the built-in scenario when `None`.
+    pub scenario: Option<PathBuf>,
+    /// The partner ID the simulator accepts.
+    pub partner_id: String,
+    /// Environment variable holding the API key the simulator accepts.
+    pub api_key_env: String,
+    /// The environment the simulated key belongs to.
+    pub environment: Environment,
+    /// Simulated time runs this many times faster than real time.
+    pub speed: f64,
+}
+
 /// `idauth-exporter simulate`: serves until `shutdown` is cancelled. The first line of
 /// standard output says where, for scripts that start it on port 0.
 pub async fn run(
-    args: &crate::cli::SimulateArgs,
+    args: &Options,
     env: &dyn Fn(&str) -> Option<String>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(), SimulatorError> {
@@ -74,14 +92,8 @@ pub async fn run(
         tracing::warn!(variable = %args.api_key_env, "the API key variable is unset; accepting the simulator's default key");
         DEFAULT_KEY.to_owned()
     });
-    let account = Account {
-        partner_id: args.partner_id.clone(),
-        api_key: Secret::new(api_key),
-        environment: match args.environment {
-            crate::cli::SimEnvironment::Production => Environment::Production,
-            crate::cli::SimEnvironment::Sandbox => Environment::Sandbox,
-        },
-    };
+    let account =
+        Account { partner_id: args.partner_id.clone(), api_key: Secret::new(api_key), environment: args.environment };
     let pairs = scenario.pairs.len();
     let sim = Simulator::new(scenario, account, args.speed, Arc::new(SystemClock));
     let bind_err = |source| SimulatorError::Bind { address: args.listen.clone(), source };

@@ -164,8 +164,7 @@ impl Scenario {
 
     /// Reads a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { file: path.display().to_string(), source })?;
+        let text = crate::config::read_file(path, crate::files::CONFIG_LIMIT)?;
         Scenario::parse(&text, &path.display().to_string())
     }
 
