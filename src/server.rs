@@ -123,12 +123,7 @@ pub async fn serve_with_tls(listener: TcpListener, handler: Handler, tls: TlsSou
 /// `/metrics`, gzipped when the scraper accepts it (Prometheus does): the text repeats
 /// itself and shrinks about tenfold.
 fn metrics_response(body: String, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
-    let gzip = headers
-        .get_all(hyper::header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|e| e.trim().split(';').next() == Some("gzip") && !e.replace(' ', "").ends_with(";q=0"));
+    let gzip = accepts_gzip(headers.get_all(hyper::header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()));
     if gzip {
         use std::io::Write;
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -144,6 +139,44 @@ fn metrics_response(body: String, headers: &hyper::HeaderMap) -> Response<Full<B
     let mut resp = text(StatusCode::OK, METRICS_CONTENT_TYPE, body);
     resp.headers_mut().insert(hyper::header::VARY, HeaderValue::from_static("Accept-Encoding"));
     resp
+}
+
+/// Whether `Accept-Encoding` values allow gzip: `gzip` (or else `*`) with a q-value above
+/// zero. `q=0`, `q=0.0`, `q=0.` and `q=0.000` all refuse it; a malformed q-value counts as 0.
+fn accepts_gzip<'a>(values: impl Iterator<Item = &'a str>) -> bool {
+    let (mut gzip, mut any) = (None::<bool>, None::<bool>);
+    for element in values.flat_map(|v| v.split(',')) {
+        let mut parts = element.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let mut acceptable = true;
+        for param in parts {
+            let Some((name, value)) = param.split_once('=') else { continue };
+            if name.trim().eq_ignore_ascii_case("q") {
+                acceptable = parse_qvalue(value.trim()).is_some_and(|q| q > 0);
+            }
+        }
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(gzip.unwrap_or(false) || acceptable);
+        } else if coding == "*" {
+            any = Some(any.unwrap_or(false) || acceptable);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
+}
+
+/// An RFC 9110 qvalue in thousandths: `0`, `0.`, `0.5`, `1`, `1.000`; `None` if malformed.
+fn parse_qvalue(q: &str) -> Option<u16> {
+    let (int, frac) = q.split_once('.').unwrap_or((q, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths =
+        frac.bytes().chain(std::iter::repeat(b'0')).take(3).fold(0u16, |n, b| n * 10 + u16::from(b - b'0'));
+    match int {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// A response with a body and its Content-Type.
@@ -229,4 +262,39 @@ pub fn html_escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_refused_by_any_spelling_of_q_zero() {
+        let accepts = |v: &str| accepts_gzip(std::iter::once(v));
+        for yes in
+            ["gzip", "gzip, deflate", "deflate, gzip;q=0.5", "GZIP;Q=1", "gzip ; q=1.000", "*", "identity, *;q=0.1"]
+        {
+            assert!(accepts(yes), "{yes}");
+        }
+        for no in [
+            "gzip;q=0",
+            "gzip;q=0.0",
+            "gzip;q=0.00",
+            "gzip;q=0.000",
+            "gzip;q=0.",
+            "gzip; q=0.0",
+            "gzip ;q = 0.0 ",
+            "gzip;q=0, identity",
+            "identity",
+            "",
+            "gzip;q=0.0001",
+            "gzip;q=2",
+            "gzip;q=abc",
+            "*;q=0",
+            "gzip;q=0, *",
+        ] {
+            assert!(!accepts(no), "{no}");
+        }
+        assert!(accepts_gzip(["identity", "gzip"].into_iter()), "several headers");
+    }
 }
