@@ -13,7 +13,8 @@
 //!   [`webconfig`] adds TLS and basic authentication (`--web.config.file`).
 //!
 //! Around them: [`model`] (domain values), [`catalog`] (documented ID types),
-//! [`secret`] and [`signature`] (credentials), [`files`] (capped reads of files), [`telemetry`] (logs), [`app`] (the daemon
+//! [`secret`] and [`signature`] (credentials), [`files`] (capped reads of files), [`tls`] (the rustls
+//! crypto provider and certificate expiry), [`telemetry`] (logs), [`app`] (the daemon
 //! wired together), [`check`] (the `check` command), [`cli`] (flags), [`simulator`] (a
 //! fake Smile ID playing a scenario) and [`demo`] (the simulator and the exporter together).
 
@@ -38,4 +39,5 @@ pub mod simulator;
 pub mod smileid;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod webconfig;

@@ -105,7 +105,7 @@ impl WebConfig {
     /// Reads and validates a web configuration file.
     pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        let text = read_text(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         WebConfig::parse(&text, &file, &base)
     }
@@ -180,6 +180,27 @@ impl WebConfig {
     }
 }
 
+/// Reads a file of the web configuration with the cap of [`crate::files::CONFIG_LIMIT`], so
+/// that `/dev/zero` or a huge file is a clear error rather than unbounded memory.
+fn read_text(path: &Path) -> Result<String, std::io::Error> {
+    crate::files::read_text_capped(path, crate::files::CONFIG_LIMIT).map_err(|e| match e {
+        crate::files::ReadError::Io(e) => e,
+        other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+    })
+}
+
+/// The PEM certificates in `path`; an unreadable file or one without any is an error.
+fn pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let text = read_text(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(text.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no PEM certificate in {}", path.display()));
+    }
+    Ok(certs)
+}
+
 fn tls_acceptor(raw: Spanned<RawTls>, file: &str, base: &Path) -> Result<TlsAcceptor, ConfigError> {
     let at = raw.referenced;
     let t = raw.value;
@@ -187,18 +208,12 @@ fn tls_acceptor(raw: Spanned<RawTls>, file: &str, base: &Path) -> Result<TlsAcce
         return Err(invalid(file, &at, "tls_server_config: cert_file and key_file are both required".into()));
     };
     let path = |p: &Spanned<PathBuf>| base.join(&p.value);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path(&cert))
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .ok()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| {
-            invalid(
-                file,
-                &cert.referenced,
-                format!("tls_server_config.cert_file: no PEM certificate in {}", path(&cert).display()),
-            )
-        })?;
-    let private_key = PrivateKeyDer::from_pem_file(path(&key)).map_err(|e| {
+    let certs = pem_certificates(&path(&cert))
+        .map_err(|e| invalid(file, &cert.referenced, format!("tls_server_config.cert_file: {e}")))?;
+    let key_text = read_text(&path(&key)).map_err(|e| {
+        invalid(file, &key.referenced, format!("tls_server_config.key_file: cannot read {}: {e}", path(&key).display()))
+    })?;
+    let private_key = PrivateKeyDer::from_pem_slice(key_text.as_bytes()).map_err(|e| {
         invalid(
             file,
             &key.referenced,
@@ -230,7 +245,7 @@ fn tls_acceptor(raw: Spanned<RawTls>, file: &str, base: &Path) -> Result<TlsAcce
         return Err(invalid(file, &at, "tls_server_config: min_version is above max_version".into()));
     }
 
-    crate::smileid::install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let builder = rustls::ServerConfig::builder_with_protocol_versions(&versions);
     let auth = t.client_auth_type.as_ref().map_or("NoClientCert", |s| s.value.as_str());
     let roots = || -> Result<Arc<rustls::RootCertStore>, ConfigError> {
@@ -238,10 +253,8 @@ fn tls_acceptor(raw: Spanned<RawTls>, file: &str, base: &Path) -> Result<TlsAcce
             return Err(invalid(file, &at, format!("tls_server_config: client_auth_type {auth} needs client_ca_file")));
         };
         let mut store = rustls::RootCertStore::empty();
-        let certs =
-            CertificateDer::pem_file_iter(path(ca)).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| {
-                invalid(file, &ca.referenced, format!("tls_server_config.client_ca_file: {}: {e}", path(ca).display()))
-            })?;
+        let certs = pem_certificates(&path(ca))
+            .map_err(|e| invalid(file, &ca.referenced, format!("tls_server_config.client_ca_file: {e}")))?;
         let (added, _) = store.add_parsable_certificates(certs);
         if added == 0 {
             return Err(invalid(
@@ -366,5 +379,13 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("cipher_suites"), "{e}");
+        for field in ["cert_file", "key_file"] {
+            let yaml = "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n".replace(
+                &format!("{field}: server.{}", if field == "cert_file" { "pem" } else { "key" }),
+                &format!("{field}: /dev/zero"),
+            );
+            let e = parse(&yaml).err().unwrap().to_string();
+            assert!(e.contains(&format!("tls_server_config.{field}")) && e.contains("larger than"), "{e}");
+        }
     }
 }

@@ -20,7 +20,7 @@ async fn provider() -> MockServer {
 }
 
 fn tls_client(identity: bool) -> reqwest::Client {
-    idauth_exporter::smileid::install_crypto_provider();
+    idauth_exporter::tls::install_crypto_provider();
     let ca = reqwest::Certificate::from_pem(&std::fs::read(format!("{TLS}/ca.pem")).unwrap()).unwrap();
     let mut builder = reqwest::Client::builder().tls_certs_only([ca]);
     if identity {
@@ -145,4 +145,23 @@ fn the_daemon_refuses_a_broken_web_config_naming_the_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("web.yml:2:") && err.contains("tls_server_config.cert_file"), "{err}");
+}
+
+#[test]
+fn an_endless_web_config_file_is_a_clear_error_not_a_memory_blow_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, config_yaml("http://127.0.0.1:1", "v2", &[("NG", &["BVN"])], "")).unwrap();
+    let began = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_idauth-exporter"))
+        .arg(format!("--config.file={}", config.display()))
+        .arg("--web.config.file=/dev/zero")
+        .arg("--web.listen-address=127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/dev/zero") && err.contains("larger than"), "{err}");
+    assert!(began.elapsed() < std::time::Duration::from_secs(10), "took {:?}", began.elapsed());
 }
