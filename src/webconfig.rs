@@ -15,9 +15,10 @@
 //!   prometheus: $2y$10$...         # bcrypt hashes
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -30,6 +31,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ConfigError, from_yaml, invalid};
@@ -41,9 +43,38 @@ pub struct WebConfig {
     tls: Option<TlsAcceptor>,
     users: BTreeMap<String, String>,
     headers: Vec<(HeaderName, HeaderValue)>,
-    /// Verified (user, SHA-256 of password) pairs: bcrypt is slow on purpose, and
-    /// Prometheus sends the same credentials every scrape.
-    verified: Mutex<HashMap<(String, [u8; 32]), bool>>,
+    /// A hash of a random password at the cost of the most expensive configured user,
+    /// checked for unknown users so that they cost as much as a wrong password.
+    dummy: String,
+    /// Credentials that passed, keyed by a hash of user, password and stored hash (as
+    /// exporter-toolkit keeps them): bcrypt is slow on purpose, and Prometheus sends the
+    /// same credentials every scrape. Only successes go in, so guesses cannot evict them.
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+/// What basic authentication says about a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// No users configured, or the right password.
+    Allowed,
+    /// No or wrong credentials.
+    Denied,
+    /// Too many password checks queued: answered at once with 503 rather than queued.
+    Busy,
+}
+
+/// Verified credentials kept per web configuration; far more than real scrapers use.
+const VERIFIED_CACHE: usize = 256;
+/// bcrypt checks running at once, on tokio's blocking pool: half the cores (at least one),
+/// so that a flood of guesses leaves CPU for the async workers (scrapes, polls).
+static RUNNING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(running_checks())));
+/// bcrypt checks running or waiting; beyond this a request gets 503 at once.
+static QUEUED: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(running_checks() + QUEUE)));
+/// Checks that may wait for a free slot.
+const QUEUE: usize = 16;
+
+fn running_checks() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -96,11 +127,6 @@ struct RawHttp {
     http2: Option<bool>,
 }
 
-/// A bcrypt hash of nothing in particular, checked for unknown users so that the answer
-/// takes as long whether or not the user exists.
-static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| bcrypt::hash("", bcrypt::DEFAULT_COST).unwrap_or_default());
-
 impl WebConfig {
     /// Reads and validates a web configuration file.
     pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
@@ -117,8 +143,10 @@ impl WebConfig {
         }
         let raw: Raw = from_yaml(text, file)?;
         let mut users = BTreeMap::new();
+        let mut cost = None;
         for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
-            if bcrypt::verify("", &hash.value).is_err() {
+            let parts = bcrypt::HashParts::from_str(&hash.value).ok().filter(|p| (4..=31).contains(&p.get_cost()));
+            let Some(parts) = parts else {
                 return Err(invalid(
                     file,
                     &hash.referenced,
@@ -126,9 +154,16 @@ impl WebConfig {
                         "basic_auth_users.{user}: not a bcrypt hash; expected one such as $2y$10$..., made with htpasswd -nBC 10"
                     ),
                 ));
-            }
+            };
+            cost = cost.max(Some(parts.get_cost()));
             users.insert(user, hash.value);
         }
+        // One hash at load (and reload): the price of answering unknown users honestly.
+        let dummy = cost
+            .map(|cost| bcrypt::hash(rand::random::<[u8; 16]>(), cost))
+            .transpose()
+            .map_err(|e| ConfigError::Read { file: file.to_owned(), source: std::io::Error::other(e) })?
+            .unwrap_or_default();
         let mut headers = Vec::new();
         for (name, value) in raw.http_server_config.map(|h| h.headers).unwrap_or_default() {
             let parsed = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.value.as_str()));
@@ -142,7 +177,7 @@ impl WebConfig {
             headers.push((n, v));
         }
         let tls = raw.tls_server_config.map(|t| tls_acceptor(t, file, base)).transpose()?;
-        Ok(WebConfig { tls, users, headers, verified: Mutex::new(HashMap::new()) })
+        Ok(WebConfig { tls, users, headers, dummy, verified: Mutex::new(HashSet::new()) })
     }
 
     /// The TLS acceptor, when TLS is configured.
@@ -151,9 +186,11 @@ impl WebConfig {
     }
 
     /// Whether a request may pass: always without users, else with the right password.
-    fn authorized(&self, authorization: Option<&HeaderValue>) -> bool {
+    /// bcrypt runs on tokio's blocking pool, a few at a time; an unknown user is checked
+    /// against a hash of the same cost as the users', so both answers take as long.
+    pub async fn check(&self, authorization: Option<&HeaderValue>) -> Verdict {
         if self.users.is_empty() {
-            return true;
+            return Verdict::Allowed;
         }
         let Some((user, password)) = authorization
             .and_then(|v| v.to_str().ok())
@@ -162,21 +199,51 @@ impl WebConfig {
             .and_then(|raw| String::from_utf8(raw).ok())
             .and_then(|pair| pair.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
         else {
-            return false;
+            return Verdict::Denied;
         };
-        let key = (user.clone(), Sha256::digest(password.as_bytes()).into());
-        if let Some(ok) = self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return *ok;
+        let known = self.users.get(&user);
+        let hash = known.unwrap_or(&self.dummy).clone();
+        let key: [u8; 32] = {
+            let mut h = Sha256::new();
+            for part in [user.as_bytes(), password.as_bytes(), hash.as_bytes()] {
+                h.update((part.len() as u64).to_be_bytes());
+                h.update(part);
+            }
+            h.finalize().into()
+        };
+        if known.is_some() && self.verified.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
+            return Verdict::Allowed;
         }
-        let hash = self.users.get(&user).map_or(DUMMY_HASH.as_str(), String::as_str);
-        let ok = bcrypt::verify(&password, hash).unwrap_or(false) && self.users.contains_key(&user);
+        let Ok(queued) = QUEUED.clone().try_acquire_owned() else {
+            return Verdict::Busy;
+        };
+        let Ok(running) = RUNNING.clone().acquire_owned().await else {
+            return Verdict::Busy;
+        };
+        // The permits go with the work: a client that hangs up does not free a slot
+        // while its check still runs.
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permits = (queued, running);
+            bcrypt::verify(password, &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        if !(ok && known.is_some()) {
+            return Verdict::Denied;
+        }
         let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        // Bounded: a flood of wrong guesses must not grow memory without end.
-        if cache.len() > 1024 {
-            cache.clear();
+        if cache.len() >= VERIFIED_CACHE
+            && let Some(evict) = cache.iter().next().copied()
+        {
+            cache.remove(&evict);
         }
-        cache.insert(key, ok);
-        ok
+        cache.insert(key);
+        Verdict::Allowed
+    }
+
+    /// The cost of the hash that unknown users are checked against (none without users).
+    pub fn dummy_cost(&self) -> Option<u32> {
+        bcrypt::HashParts::from_str(&self.dummy).ok().map(|p| p.get_cost())
     }
 }
 
@@ -299,15 +366,26 @@ fn tls_acceptor(raw: Spanned<RawTls>, file: &str, base: &Path) -> Result<TlsAcce
 pub fn protect(inner: Handler, current: Arc<dyn Fn() -> Arc<WebConfig> + Send + Sync>) -> Handler {
     Arc::new(move |req| {
         let web = current();
-        let allowed = web.authorized(req.headers().get(AUTHORIZATION));
         let inner = inner.clone();
         Box::pin(async move {
-            let mut resp: Response<Full<Bytes>> = if allowed {
-                inner(req).await
-            } else {
-                let mut r = server::text(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "Unauthorized\n");
-                r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"idauth-exporter\""));
-                r
+            let authorization = req.headers().get(AUTHORIZATION).cloned();
+            let mut resp: Response<Full<Bytes>> = match web.check(authorization.as_ref()).await {
+                Verdict::Allowed => inner(req).await,
+                Verdict::Denied => {
+                    let mut r = server::text(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "Unauthorized\n");
+                    r.headers_mut()
+                        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"idauth-exporter\""));
+                    r
+                }
+                Verdict::Busy => {
+                    let mut r = server::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain; charset=utf-8",
+                        "Too many password checks at once; try again shortly.\n",
+                    );
+                    r.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    r
+                }
             };
             for (name, value) in &web.headers {
                 resp.headers_mut().insert(name.clone(), value.clone());
@@ -331,18 +409,29 @@ mod tests {
         HeaderValue::try_from(format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))).unwrap()
     }
 
-    #[test]
-    fn basic_auth_checks_bcrypt_and_caches() {
+    #[tokio::test]
+    async fn basic_auth_checks_bcrypt_and_caches() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         let web = parse(&format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap();
-        assert!(web.authorized(Some(&basic("prometheus", "s3cret"))));
-        assert!(web.authorized(Some(&basic("prometheus", "s3cret"))), "from the cache");
-        assert!(!web.authorized(Some(&basic("prometheus", "wrong"))));
-        assert!(!web.authorized(Some(&basic("nobody", "s3cret"))));
-        assert!(!web.authorized(None));
-        assert!(!web.authorized(Some(&HeaderValue::from_static("Bearer x"))));
-        assert!(!web.authorized(Some(&HeaderValue::from_static("Basic !!!"))));
-        assert!(parse("").unwrap().authorized(None), "no users, no authentication");
+        let check = async |v: Option<HeaderValue>| web.check(v.as_ref()).await;
+        assert_eq!(check(Some(basic("prometheus", "s3cret"))).await, Verdict::Allowed);
+        assert_eq!(web.verified.lock().unwrap().len(), 1);
+        assert_eq!(check(Some(basic("prometheus", "s3cret"))).await, Verdict::Allowed, "from the cache");
+        assert_eq!(check(Some(basic("prometheus", "wrong"))).await, Verdict::Denied);
+        assert_eq!(check(Some(basic("nobody", "s3cret"))).await, Verdict::Denied);
+        assert_eq!(check(None).await, Verdict::Denied);
+        assert_eq!(check(Some(HeaderValue::from_static("Bearer x"))).await, Verdict::Denied);
+        assert_eq!(check(Some(HeaderValue::from_static("Basic !!!"))).await, Verdict::Denied);
+        assert_eq!(web.verified.lock().unwrap().len(), 1, "failures are not cached");
+        assert_eq!(parse("").unwrap().check(None).await, Verdict::Allowed, "no users, no authentication");
+    }
+
+    #[test]
+    fn unknown_users_are_checked_at_the_users_highest_cost() {
+        let (low, high) = (bcrypt::hash("a", 4).unwrap(), bcrypt::hash("b", 6).unwrap());
+        let web = parse(&format!("basic_auth_users:\n  a: '{low}'\n  b: '{high}'\n")).unwrap();
+        assert_eq!(web.dummy_cost(), Some(6));
+        assert_eq!(parse("").unwrap().dummy_cost(), None);
     }
 
     #[test]
