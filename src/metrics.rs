@@ -41,6 +41,7 @@ pub struct Metrics {
     reload_time: Gauge,
     reloads: IntCounterVec,
     state_since: GaugeVec,
+    connections: ConnectionMetrics,
     /// Serialises refresh-and-encode, so two scrapes never interleave a reset; holds each
     /// pair's state at the last scrape and since when it has been shown.
     scrape: Mutex<HashMap<Target, (AuthorityState, DateTime<Utc>)>>,
@@ -153,6 +154,8 @@ impl Metrics {
         .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), revision]).set(1.0);
 
+        let connections = ConnectionMetrics::default();
+
         let registry = Registry::new();
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(rate_10m.clone()),
@@ -172,6 +175,8 @@ impl Metrics {
             Box::new(reload_time.clone()),
             Box::new(reloads.clone()),
             Box::new(build_info),
+            Box::new(connections.refused.clone()),
+            Box::new(connections.open.clone()),
         ];
         for c in collectors {
             registry.register(c).expect("metric names are unique");
@@ -194,8 +199,14 @@ impl Metrics {
             reload_time,
             reloads,
             state_since,
+            connections,
             scrape: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The HTTP server's connection metrics, registered here.
+    pub fn connections(&self) -> ConnectionMetrics {
+        self.connections.clone()
     }
 
     /// Starts the counters of `new` pairs at zero (so `rate()` and alerts see them from the
@@ -306,6 +317,61 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The HTTP server's connections: those refused or dropped to stay under the cap, and
+/// those open. Clones share the same series; a default one is registered nowhere.
+#[derive(Clone, Debug)]
+pub struct ConnectionMetrics {
+    refused: IntCounterVec,
+    open: IntGauge,
+}
+
+impl ConnectionMetrics {
+    /// The `reason` label values: `limit` (a new connection closed at once: every slot has a
+    /// request in flight), `evicted` (an idle connection closed to make room for a new one),
+    /// `accept_error` (accepting failed, for example out of file descriptors).
+    pub const REASONS: [&'static str; 3] = ["limit", "evicted", "accept_error"];
+
+    /// Counts one connection refused or dropped for `reason`, one of [`Self::REASONS`].
+    pub fn refused(&self, reason: &str) {
+        self.refused.with_label_values(&[reason]).inc();
+    }
+
+    /// How many connections were refused or dropped for `reason`.
+    pub fn refused_total(&self, reason: &str) -> u64 {
+        self.refused.with_label_values(&[reason]).get()
+    }
+
+    /// Sets the number of open connections.
+    pub fn set_open(&self, n: usize) {
+        self.open.set(n as i64);
+    }
+
+    /// The number of open connections.
+    pub fn open(&self) -> i64 {
+        self.open.get()
+    }
+}
+
+impl Default for ConnectionMetrics {
+    fn default() -> Self {
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "idauth_http_connections_refused_total",
+                "HTTP connections closed by the exporter to stay under --web.max-connections, by reason: \
+                 limit (new connection refused, every slot busy), evicted (idle connection closed to make room), \
+                 accept_error (accepting failed, e.g. out of file descriptors).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in Self::REASONS {
+            refused.with_label_values(&[reason]);
+        }
+        let open = IntGauge::new("idauth_http_connections_open", "HTTP connections open now.").expect("valid metric");
+        ConnectionMetrics { refused, open }
     }
 }
 
