@@ -146,6 +146,7 @@ impl App {
     pub fn use_web_config(&self, path: &Path) -> Result<(), AppError> {
         let web = WebConfig::load(path)?;
         tracing::info!(file = %path.display(), tls = web.tls().is_some(), "web configuration loaded");
+        self.metrics.set_tls_certificate_expiry(web.certificate_expiry());
         *self.web.write().unwrap_or_else(|p| p.into_inner()) = (Some(path.to_path_buf()), Arc::new(web));
         Ok(())
     }
@@ -215,6 +216,7 @@ impl App {
         let added: Vec<Target> = config.targets.iter().filter(|t| !old.config.targets.contains(t)).cloned().collect();
         *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Runtime { config, poller: poller.clone() });
         if let Some(web) = web {
+            self.metrics.set_tls_certificate_expiry(web.certificate_expiry());
             self.web.write().unwrap_or_else(|p| p.into_inner()).1 = Arc::new(web);
         }
         tracing::info!(pairs = poller.targets().len(), added = added.len(), "configuration reloaded");

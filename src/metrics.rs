@@ -42,6 +42,7 @@ pub struct Metrics {
     reloads: IntCounterVec,
     state_since: GaugeVec,
     connections: ConnectionMetrics,
+    tls_expiry: GaugeVec,
     /// Serialises refresh-and-encode, so two scrapes never interleave a reset; holds each
     /// pair's state at the last scrape and since when it has been shown.
     scrape: Mutex<HashMap<Target, (AuthorityState, DateTime<Utc>)>>,
@@ -155,6 +156,14 @@ impl Metrics {
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), revision]).set(1.0);
 
         let connections = ConnectionMetrics::default();
+        let tls_expiry = GaugeVec::new(
+            Opts::new(
+                "idauth_web_tls_certificate_expiry_timestamp_seconds",
+                "When the certificate the web server serves (--web.config.file) expires (its notAfter), in Unix seconds.",
+            ),
+            &["cert_file"],
+        )
+        .expect("valid metric");
 
         let registry = Registry::new();
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -177,6 +186,7 @@ impl Metrics {
             Box::new(build_info),
             Box::new(connections.refused.clone()),
             Box::new(connections.open.clone()),
+            Box::new(tls_expiry.clone()),
         ];
         for c in collectors {
             registry.register(c).expect("metric names are unique");
@@ -200,7 +210,16 @@ impl Metrics {
             reloads,
             state_since,
             connections,
+            tls_expiry,
             scrape: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Shows the served certificate's expiry, or none without TLS.
+    pub fn set_tls_certificate_expiry(&self, certificate: Option<(String, std::time::SystemTime)>) {
+        self.tls_expiry.reset();
+        if let Some((file, at)) = certificate {
+            self.tls_expiry.with_label_values(&[file.as_str()]).set(unix(DateTime::<Utc>::from(at)));
         }
     }
 

@@ -41,6 +41,8 @@ use crate::server::{self, Handler};
 #[derive(Default)]
 pub struct WebConfig {
     tls: Option<TlsAcceptor>,
+    /// The served certificate's file and its notAfter.
+    certificate: Option<(String, std::time::SystemTime)>,
     users: BTreeMap<String, String>,
     headers: Vec<(HeaderName, HeaderValue)>,
     /// A hash of a random password at the cost of the most expensive configured user,
@@ -176,8 +178,16 @@ impl WebConfig {
             };
             headers.push((n, v));
         }
-        let tls = raw.tls_server_config.map(|t| tls_acceptor(t, file, base)).transpose()?;
-        Ok(WebConfig { tls, users, headers, dummy, verified: Mutex::new(HashSet::new()) })
+        let (tls, certificate) = match raw.tls_server_config.map(|t| tls_acceptor(t, file, base)).transpose()? {
+            Some((tls, certificate)) => (Some(tls), certificate),
+            None => (None, None),
+        };
+        Ok(WebConfig { tls, certificate, users, headers, dummy, verified: Mutex::new(HashSet::new()) })
+    }
+
+    /// The served certificate's file and when it expires, when TLS is configured.
+    pub fn certificate_expiry(&self) -> Option<(String, std::time::SystemTime)> {
+        self.certificate.clone()
     }
 
     /// The TLS acceptor, when TLS is configured.
@@ -268,7 +278,9 @@ fn pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String>
     Ok(certs)
 }
 
-fn tls_acceptor(raw: Spanned<RawTls>, file: &str, base: &Path) -> Result<TlsAcceptor, ConfigError> {
+type Certificate = Option<(String, std::time::SystemTime)>;
+
+fn tls_acceptor(raw: Spanned<RawTls>, file: &str, base: &Path) -> Result<(TlsAcceptor, Certificate), ConfigError> {
     let at = raw.referenced;
     let t = raw.value;
     let (Some(cert), Some(key)) = (t.cert_file, t.key_file) else {
@@ -277,6 +289,18 @@ fn tls_acceptor(raw: Spanned<RawTls>, file: &str, base: &Path) -> Result<TlsAcce
     let path = |p: &Spanned<PathBuf>| base.join(&p.value);
     let certs = pem_certificates(&path(&cert))
         .map_err(|e| invalid(file, &cert.referenced, format!("tls_server_config.cert_file: {e}")))?;
+    let cert_path = path(&cert).display().to_string();
+    let certificate = crate::tls::not_after(&certs[0]).map(|at| (cert_path.clone(), at));
+    if let Some((_, at)) = &certificate
+        && crate::tls::expires_soon(*at, std::time::SystemTime::now())
+    {
+        let not_after = chrono::DateTime::<chrono::Utc>::from(*at).to_rfc3339();
+        if *at <= std::time::SystemTime::now() {
+            tracing::warn!(cert_file = %cert_path, %not_after, "the served TLS certificate has expired; clients will refuse it");
+        } else {
+            tracing::warn!(cert_file = %cert_path, %not_after, "the served TLS certificate expires within 14 days; renew it");
+        }
+    }
     let key_text = read_text(&path(&key)).map_err(|e| {
         invalid(file, &key.referenced, format!("tls_server_config.key_file: cannot read {}: {e}", path(&key).display()))
     })?;
@@ -358,7 +382,7 @@ fn tls_acceptor(raw: Spanned<RawTls>, file: &str, base: &Path) -> Result<TlsAcce
         invalid(file, &at, format!("tls_server_config: the certificate and key do not go together: {e}"))
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok((TlsAcceptor::from(Arc::new(config)), certificate))
 }
 
 /// Wraps `inner` with the current web configuration's basic authentication and headers.
@@ -440,6 +464,9 @@ mod tests {
         assert!(web.tls().is_some());
         let mtls = "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  min_version: TLS13\n";
         assert!(parse(mtls).unwrap().tls().is_some());
+        let (file, at) = web.certificate_expiry().unwrap();
+        assert!(file.ends_with("server.pem") && !crate::tls::expires_soon(at, std::time::SystemTime::now()));
+        assert!(parse("").unwrap().certificate_expiry().is_none());
     }
 
     #[test]

@@ -68,6 +68,11 @@ async fn tls_and_basic_auth_guard_every_endpoint() {
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     let m = Metrics::parse(&resp.text().await.unwrap());
     assert_eq!(m.state("NG", "BVN"), "online");
+    let expiry =
+        m.text.lines().find(|l| l.starts_with("idauth_web_tls_certificate_expiry_timestamp_seconds{cert_file="));
+    let expiry: f64 =
+        expiry.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).expect("the expiry metric");
+    assert!(expiry > 4.9e9, "the fixture is valid until 2126: {expiry}");
 
     // Plain HTTP gets no answer.
     assert!(ex.http.get(ex.url("/metrics")).send().await.is_err(), "plain HTTP must not be served");
