@@ -10,7 +10,6 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +58,8 @@ pub struct DaemonOptions {
     pub listen_address: Option<String>,
     /// `--web.config.file`: TLS and basic authentication.
     pub web_config_file: Option<PathBuf>,
+    /// `--web.max-connections`.
+    pub max_connections: usize,
 }
 
 /// Why a reload failed; the running configuration stays.
@@ -92,6 +93,8 @@ pub struct App {
     landing_refresh: AtomicU64,
     /// The web configuration file, if any, and what it says now.
     web: RwLock<(Option<PathBuf>, Arc<WebConfig>)>,
+    /// `--web.max-connections`.
+    pub max_connections: AtomicU64,
 }
 
 impl std::fmt::Debug for App {
@@ -138,6 +141,7 @@ impl App {
             scheduler: Mutex::new(None),
             web: RwLock::new((None, Arc::new(WebConfig::default()))),
             landing_refresh: AtomicU64::new(0),
+            max_connections: AtomicU64::new(server::DEFAULT_MAX_CONNECTIONS as u64),
         }))
     }
 
@@ -146,6 +150,7 @@ impl App {
     pub fn use_web_config(&self, path: &Path) -> Result<(), AppError> {
         let web = WebConfig::load(path)?;
         tracing::info!(file = %path.display(), tls = web.tls().is_some(), "web configuration loaded");
+        self.metrics.set_tls_certificate_expiry(web.certificate_expiry());
         *self.web.write().unwrap_or_else(|p| p.into_inner()) = (Some(path.to_path_buf()), Arc::new(web));
         Ok(())
     }
@@ -214,6 +219,7 @@ impl App {
         let pairs = config.targets.len();
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
         if let Some(web) = web {
+            self.metrics.set_tls_certificate_expiry(web.certificate_expiry());
             self.web.write().unwrap_or_else(|p| p.into_inner()).1 = Arc::new(web);
         }
         tracing::info!(pairs, added = added.len(), "configuration reloaded");
@@ -231,7 +237,7 @@ impl App {
         shutdown: CancellationToken,
     ) -> Result<(SocketAddr, JoinHandle<()>), AppError> {
         let bind_err = |source| AppError::Bind { address: listen_address.to_owned(), source };
-        let listener = TcpListener::bind(listen_address).await.map_err(bind_err)?;
+        let listener = server::bind(listen_address).await.map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
 
         let first = self.clone();
@@ -284,7 +290,10 @@ impl App {
         let tls_source: server::TlsSource = Arc::new(move || tls.upgrade().and_then(|a| a.web_config().tls()));
         let handler = webconfig::protect(server::exporter(app.clone()), current);
         let handle = tokio::spawn(async move {
-            server::serve_with_tls(listener, handler, tls_source, shutdown).await;
+            let max_connections = app.max_connections.load(Ordering::Relaxed) as usize;
+            let options =
+                server::ServerOptions { max_connections, metrics: app.metrics.connections(), ..Default::default() };
+            server::serve_with_options(listener, handler, tls_source, options, shutdown).await;
             if let Some(mut s) = app.scheduler.lock().await.take() {
                 s.shutdown().await;
             }
@@ -310,6 +319,7 @@ pub async fn run_daemon(opts: DaemonOptions, shutdown: CancellationToken) -> Res
         None => loaded.config.web.listen_address.clone(),
     };
     let app = App::new(Some(&opts.config_file), loaded)?;
+    app.max_connections.store(opts.max_connections as u64, Ordering::Relaxed);
     if let Some(path) = &opts.web_config_file {
         app.use_web_config(path)?;
     }

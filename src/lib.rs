@@ -15,7 +15,8 @@
 //!
 //! Around them: [`model`] (domain values, `FailureReason`, the poll budget and the clock),
 //! [`catalog`] (documented ID types), [`secret`] and [`signature`] (credentials), [`files`]
-//! (capped reads of files), [`telemetry`] (logs), [`app`] (the daemon wired together: reload
+//! (capped reads of files), [`tls`] (the rustls crypto provider and certificate expiry),
+//! [`telemetry`] (logs), [`app`] (the daemon wired together: reload
 //! and signals), [`check`] (the `check` command), [`cli`] (flags), [`simulator`] (a fake
 //! Smile ID playing a scenario) and [`demo`] (the simulator and the exporter together).
 
@@ -40,5 +41,6 @@ pub mod simulator;
 pub mod smileid;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod views;
 pub mod webconfig;

@@ -58,13 +58,29 @@ fn main() -> ExitCode {
     })
 }
 
+/// Raises the open-files soft limit to the hard limit, as Prometheus does: every HTTP
+/// connection is a file. Skipped when they are equal (systemd's `LimitNOFILE=` sets both).
+fn raise_open_files_limit() {
+    #[cfg(unix)]
+    match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok((soft, hard)) if soft < hard => match rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-files soft limit to the hard limit"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "cannot raise the open-files soft limit"),
+        },
+        Ok((soft, hard)) => tracing::info!(soft, hard, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-files limit"),
+    }
+}
+
 async fn daemon(cli: &Cli) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let opts = app::DaemonOptions {
         config_file: cli.config_file.clone(),
         listen_address: cli.listen_address.clone(),
         web_config_file: cli.web_config_file.clone(),
+        max_connections: cli.max_connections as usize,
     };
     app::run_daemon(opts, shutdown).await.context("idauth-exporter cannot run")
 }

@@ -41,6 +41,8 @@ pub struct Metrics {
     reload_time: Gauge,
     reloads: IntCounterVec,
     state_since: GaugeVec,
+    connections: ConnectionMetrics,
+    tls_expiry: GaugeVec,
     /// Serialises refresh-and-encode, so two scrapes never interleave a reset; holds each
     /// pair's state at the last scrape and since when it has been shown.
     scrape: Mutex<HashMap<Target, (AuthorityState, DateTime<Utc>)>>,
@@ -114,7 +116,7 @@ impl Metrics {
         .expect("valid metric");
         let cycle_last_run = Gauge::new(
             "idauth_poll_cycle_last_run_timestamp_seconds",
-            "When the last poll cycle finished (the start time until the first one), in Unix seconds: the scheduler's heartbeat.",
+            "When the scheduler last started a poll cycle's polls (the start time until the first one), in Unix seconds: the scheduler's heartbeat.",
         )
         .expect("valid metric");
         // A scheduler that never completes a cycle must look stalled too, so the heartbeat
@@ -153,6 +155,16 @@ impl Metrics {
         .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), revision]).set(1.0);
 
+        let connections = ConnectionMetrics::default();
+        let tls_expiry = GaugeVec::new(
+            Opts::new(
+                "idauth_web_tls_certificate_expiry_timestamp_seconds",
+                "When the certificate the web server serves (--web.config.file) expires (its notAfter), in Unix seconds.",
+            ),
+            &["cert_file"],
+        )
+        .expect("valid metric");
+
         let registry = Registry::new();
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(rate_10m.clone()),
@@ -172,6 +184,9 @@ impl Metrics {
             Box::new(reload_time.clone()),
             Box::new(reloads.clone()),
             Box::new(build_info),
+            Box::new(connections.refused.clone()),
+            Box::new(connections.open.clone()),
+            Box::new(tls_expiry.clone()),
         ];
         for c in collectors {
             registry.register(c).expect("metric names are unique");
@@ -194,8 +209,23 @@ impl Metrics {
             reload_time,
             reloads,
             state_since,
+            connections,
+            tls_expiry,
             scrape: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Shows the served certificate's expiry, or none without TLS.
+    pub fn set_tls_certificate_expiry(&self, certificate: Option<(String, std::time::SystemTime)>) {
+        self.tls_expiry.reset();
+        if let Some((file, at)) = certificate {
+            self.tls_expiry.with_label_values(&[file.as_str()]).set(unix(DateTime::<Utc>::from(at)));
+        }
+    }
+
+    /// The HTTP server's connection metrics, registered here.
+    pub fn connections(&self) -> ConnectionMetrics {
+        self.connections.clone()
     }
 
     /// Starts the counters of `new` pairs at zero (so `rate()` and alerts see them from the
@@ -306,6 +336,61 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The HTTP server's connections: those refused or dropped to stay under the cap, and
+/// those open. Clones share the same series; a default one is registered nowhere.
+#[derive(Clone, Debug)]
+pub struct ConnectionMetrics {
+    refused: IntCounterVec,
+    open: IntGauge,
+}
+
+impl ConnectionMetrics {
+    /// The `reason` label values: `limit` (a new connection closed at once: every slot has a
+    /// request in flight), `evicted` (an idle connection closed to make room for a new one),
+    /// `accept_error` (accepting failed, for example out of file descriptors).
+    pub const REASONS: [&'static str; 3] = ["limit", "evicted", "accept_error"];
+
+    /// Counts one connection refused or dropped for `reason`, one of [`Self::REASONS`].
+    pub fn refused(&self, reason: &str) {
+        self.refused.with_label_values(&[reason]).inc();
+    }
+
+    /// How many connections were refused or dropped for `reason`.
+    pub fn refused_total(&self, reason: &str) -> u64 {
+        self.refused.with_label_values(&[reason]).get()
+    }
+
+    /// Sets the number of open connections.
+    pub fn set_open(&self, n: usize) {
+        self.open.set(n as i64);
+    }
+
+    /// The number of open connections.
+    pub fn open(&self) -> i64 {
+        self.open.get()
+    }
+}
+
+impl Default for ConnectionMetrics {
+    fn default() -> Self {
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "idauth_http_connections_refused_total",
+                "HTTP connections closed by the exporter to stay under --web.max-connections, by reason: \
+                 limit (new connection refused, every slot busy), evicted (idle connection closed to make room), \
+                 accept_error (accepting failed, e.g. out of file descriptors).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in Self::REASONS {
+            refused.with_label_values(&[reason]);
+        }
+        let open = IntGauge::new("idauth_http_connections_open", "HTTP connections open now.").expect("valid metric");
+        ConnectionMetrics { refused, open }
     }
 }
 

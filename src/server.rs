@@ -2,8 +2,11 @@
 //!
 //! It never calls the provider: everything it serves comes from a [`Routes`] implementation.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,12 +17,14 @@ use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, ConnectionMetrics};
 
 /// What the server shows; the daemon implements it.
 pub trait Routes: Send + Sync + 'static {
@@ -53,6 +58,43 @@ pub fn exporter(routes: Arc<dyn Routes>) -> Handler {
     })
 }
 
+/// Binds `address` (`host:port`). An unspecified host (`0.0.0.0`, `[::]`; `:port` arrives
+/// as `0.0.0.0:port`) listens on every IPv4 and IPv6 interface, as Prometheus does: one
+/// IPv6 socket with `IPV6_V6ONLY` off, or IPv4 alone where IPv6 is unavailable.
+pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(address).await? {
+        let bound = if addr.ip().is_unspecified() {
+            match dual_stack(addr.port()) {
+                Ok(l) => Ok(l),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no dual-stack IPv6 socket; listening on IPv4 only");
+                    TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], addr.port()))).await
+                }
+            }
+        } else {
+            TcpListener::bind(addr).await
+        };
+        match bound {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the address resolves to nothing")))
+}
+
+fn dual_stack(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
+}
+
 /// Serves `handler` on `listener` until `shutdown` is cancelled, then lets in-flight
 /// requests finish for up to [`SHUTDOWN_GRACE`].
 pub async fn serve(listener: TcpListener, handler: Handler, shutdown: CancellationToken) {
@@ -65,12 +107,142 @@ pub type TlsSource = Arc<dyn Fn() -> Option<TlsAcceptor> + Send + Sync>;
 
 /// How long a client gets to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection being closed (idle, evicted) gets to say goodbye.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// File descriptors kept free of connections: the runtime, provider connections, files.
+const RESERVED_FILES: u64 = 64;
+
+/// The default of `--web.max-connections`: well under the usual 1,024 open files.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
+/// Limits that keep a few clients from starving the server.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Connections open at once. At the cap, a new connection closes the connection idle
+    /// the longest; if every one has a request in flight, the new one is closed at once.
+    /// Lowered to fit the open-files limit.
+    pub max_connections: usize,
+    /// How long a new connection may take to send its first request (its headers, for
+    /// HTTP/1): a connection that sends nothing, or only the HTTP/2 preface, is closed then.
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay open without a request after its last one
+    /// (keep-alive, HTTP/1 and HTTP/2).
+    pub idle_timeout: Duration,
+    /// Where refused and open connections are counted.
+    pub metrics: ConnectionMetrics,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+            metrics: ConnectionMetrics::default(),
+        }
+    }
+}
 
 /// [`serve`], with TLS whenever `tls` gives an acceptor.
 pub async fn serve_with_tls(listener: TcpListener, handler: Handler, tls: TlsSource, shutdown: CancellationToken) {
+    serve_with_options(listener, handler, tls, ServerOptions::default(), shutdown).await;
+}
+
+/// When a connection last did something, and whether it is doing something now.
+struct Activity {
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+    last: Mutex<Instant>,
+    /// Cancelled to close the connection (to make room for a new one).
+    evict: CancellationToken,
+}
+
+impl Activity {
+    fn last(&self) -> Instant {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Resolves once the connection has been idle too long: no first request within
+    /// `first`, or no new request within `idle` of the last one.
+    async fn idle(&self, first: Duration, idle: Duration) {
+        loop {
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(idle.min(first)).await;
+                continue;
+            }
+            let limit = if self.requests.load(Ordering::Acquire) == 0 { first } else { idle };
+            let deadline = self.last() + limit;
+            if Instant::now() >= deadline && self.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// Marks a request in flight on its connection for as long as it lives.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn new(activity: &Arc<Activity>) -> InFlight {
+        activity.requests.fetch_add(1, Ordering::AcqRel);
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.touch();
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The open connections, for the cap.
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    open: HashMap<u64, Arc<Activity>>,
+}
+
+/// The cap that fits the open-files limit: `requested`, or less with a warning.
+fn fitting_cap(requested: usize) -> usize {
+    #[cfg(unix)]
+    if let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        let fits = soft.saturating_sub(RESERVED_FILES).max(soft / 2).max(1);
+        if (requested as u64) > fits {
+            tracing::warn!(
+                requested,
+                max_connections = fits,
+                open_files_limit = soft,
+                "--web.max-connections does not fit the open-files limit; lowering it"
+            );
+            return fits as usize;
+        }
+    }
+    requested.max(1)
+}
+
+/// [`serve_with_tls`] under `options`' connection cap and timeouts.
+pub async fn serve_with_options(
+    listener: TcpListener,
+    handler: Handler,
+    tls: TlsSource,
+    options: ServerOptions,
+    shutdown: CancellationToken,
+) {
+    let cap = fitting_cap(options.max_connections);
+    let metrics = options.metrics.clone();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
-    let graceful = GracefulShutdown::new();
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let connections = Arc::new(Mutex::new(Connections::default()));
+    let tracker = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -78,57 +250,145 @@ pub async fn serve_with_tls(listener: TcpListener, handler: Handler, tls: TlsSou
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
+                    metrics.refused("accept_error");
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             },
         };
+        let activity = Arc::new(Activity {
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            last: Mutex::new(Instant::now()),
+            evict: CancellationToken::new(),
+        });
+        let id = {
+            let mut conns = connections.lock().unwrap_or_else(|p| p.into_inner());
+            if conns.open.len() >= cap {
+                let idlest = conns
+                    .open
+                    .iter()
+                    .filter(|(_, a)| a.in_flight.load(Ordering::Acquire) == 0)
+                    .min_by_key(|(_, a)| a.last())
+                    .map(|(id, _)| *id);
+                match idlest.and_then(|id| conns.open.remove(&id)) {
+                    Some(victim) => {
+                        victim.evict.cancel();
+                        metrics.refused("evicted");
+                    }
+                    None => {
+                        metrics.refused("limit");
+                        drop(stream);
+                        tracing::debug!(%peer, "connection refused: every connection has a request in flight");
+                        continue;
+                    }
+                }
+            }
+            conns.next += 1;
+            let id = conns.next;
+            conns.open.insert(id, activity.clone());
+            metrics.set_open(conns.open.len());
+            id
+        };
         let handler = handler.clone();
+        let on_request = activity.clone();
         let service = hyper::service::service_fn(move |req| {
+            let in_flight = InFlight::new(&on_request);
             let answer = handler(req);
-            async move { Ok::<_, Infallible>(answer.await) }
+            async move {
+                let resp = answer.await;
+                drop(in_flight);
+                Ok::<_, Infallible>(resp)
+            }
         });
         let builder = builder.clone();
-        let watcher = graceful.watcher();
         let acceptor = tls();
-        tokio::spawn(async move {
+        let (shutdown, connections, metrics) = (shutdown.clone(), connections.clone(), metrics.clone());
+        let timeouts = (options.header_read_timeout, options.idle_timeout);
+        tracker.spawn(async move {
             let result = match acceptor {
-                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
-                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        watcher.watch(builder.serve_connection(TokioIo::new(tls), service).into_owned()).await
+                None => {
+                    drive(
+                        builder.serve_connection(TokioIo::new(stream), service).into_owned(),
+                        &activity,
+                        timeouts,
+                        &shutdown,
+                    )
+                    .await
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => Some(r),
+                        _ = activity.evict.cancelled() => None,
+                        _ = shutdown.cancelled() => None,
+                    };
+                    match handshake {
+                        Some(Ok(Ok(tls))) => {
+                            drive(
+                                builder.serve_connection(TokioIo::new(tls), service).into_owned(),
+                                &activity,
+                                timeouts,
+                                &shutdown,
+                            )
+                            .await
+                        }
+                        Some(Ok(Err(e))) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Some(Err(_)) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                        None => Ok(()),
                     }
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                },
+                }
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            let mut conns = connections.lock().unwrap_or_else(|p| p.into_inner());
+            conns.open.remove(&id);
+            metrics.set_open(conns.open.len());
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
         tracing::debug!("in-flight requests cut short at shutdown");
+    }
+}
+
+/// Runs one connection until it ends, is idle too long, is evicted or the server shuts
+/// down; then closes it gracefully (HTTP/2 GOAWAY), within a grace period.
+async fn drive<C>(
+    conn: C,
+    activity: &Activity,
+    (first, idle): (Duration, Duration),
+    shutdown: &CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    C: GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let grace = tokio::select! {
+        r = conn.as_mut() => return r,
+        _ = shutdown.cancelled() => SHUTDOWN_GRACE,
+        _ = activity.evict.cancelled() => CLOSE_GRACE,
+        _ = activity.idle(first, idle) => CLOSE_GRACE,
+    };
+    conn.as_mut().graceful_shutdown();
+    match tokio::time::timeout(grace, conn).await {
+        Ok(r) => r,
+        Err(_) => Ok(()),
     }
 }
 
 /// `/metrics`, gzipped when the scraper accepts it (Prometheus does): the text repeats
 /// itself and shrinks about tenfold.
 fn metrics_response(body: String, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
-    let gzip = headers
-        .get_all(hyper::header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|e| e.trim().split(';').next() == Some("gzip") && !e.replace(' ', "").ends_with(";q=0"));
+    let gzip = accepts_gzip(headers.get_all(hyper::header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()));
     if gzip {
         use std::io::Write;
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -144,6 +404,44 @@ fn metrics_response(body: String, headers: &hyper::HeaderMap) -> Response<Full<B
     let mut resp = text(StatusCode::OK, METRICS_CONTENT_TYPE, body);
     resp.headers_mut().insert(hyper::header::VARY, HeaderValue::from_static("Accept-Encoding"));
     resp
+}
+
+/// Whether `Accept-Encoding` values allow gzip: `gzip` (or else `*`) with a q-value above
+/// zero. `q=0`, `q=0.0`, `q=0.` and `q=0.000` all refuse it; a malformed q-value counts as 0.
+fn accepts_gzip<'a>(values: impl Iterator<Item = &'a str>) -> bool {
+    let (mut gzip, mut any) = (None::<bool>, None::<bool>);
+    for element in values.flat_map(|v| v.split(',')) {
+        let mut parts = element.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let mut acceptable = true;
+        for param in parts {
+            let Some((name, value)) = param.split_once('=') else { continue };
+            if name.trim().eq_ignore_ascii_case("q") {
+                acceptable = parse_qvalue(value.trim()).is_some_and(|q| q > 0);
+            }
+        }
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(gzip.unwrap_or(false) || acceptable);
+        } else if coding == "*" {
+            any = Some(any.unwrap_or(false) || acceptable);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
+}
+
+/// An RFC 9110 qvalue in thousandths: `0`, `0.`, `0.5`, `1`, `1.000`; `None` if malformed.
+fn parse_qvalue(q: &str) -> Option<u16> {
+    let (int, frac) = q.split_once('.').unwrap_or((q, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths =
+        frac.bytes().chain(std::iter::repeat(b'0')).take(3).fold(0u16, |n, b| n * 10 + u16::from(b - b'0'));
+    match int {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// A response with a body and its Content-Type.
@@ -229,4 +527,39 @@ pub fn html_escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_refused_by_any_spelling_of_q_zero() {
+        let accepts = |v: &str| accepts_gzip(std::iter::once(v));
+        for yes in
+            ["gzip", "gzip, deflate", "deflate, gzip;q=0.5", "GZIP;Q=1", "gzip ; q=1.000", "*", "identity, *;q=0.1"]
+        {
+            assert!(accepts(yes), "{yes}");
+        }
+        for no in [
+            "gzip;q=0",
+            "gzip;q=0.0",
+            "gzip;q=0.00",
+            "gzip;q=0.000",
+            "gzip;q=0.",
+            "gzip; q=0.0",
+            "gzip ;q = 0.0 ",
+            "gzip;q=0, identity",
+            "identity",
+            "",
+            "gzip;q=0.0001",
+            "gzip;q=2",
+            "gzip;q=abc",
+            "*;q=0",
+            "gzip;q=0, *",
+        ] {
+            assert!(!accepts(no), "{no}");
+        }
+        assert!(accepts_gzip(["identity", "gzip"].into_iter()), "several headers");
+    }
 }

@@ -74,8 +74,10 @@ async fn landing_page_status_api_and_wrong_requests() {
     let strip_volatile = |t: &str| -> String { t.lines().filter(|l| !l.starts_with("idauth_poll_duration")).collect() };
     assert_eq!(strip_volatile(&unzipped), strip_volatile(&plain));
     assert!(bytes.len() * 4 < plain.len(), "{} -> {}", plain.len(), bytes.len());
-    let refused = ex.http.get(ex.url("/metrics")).header("Accept-Encoding", "gzip;q=0, identity").send().await.unwrap();
-    assert!(refused.headers().get("content-encoding").is_none());
+    for refusal in ["gzip;q=0, identity", "gzip;q=0.0", "gzip;q=0.00", "gzip;q=0.", "gzip ; q=0.000", "gzip;q=0, *"] {
+        let refused = ex.http.get(ex.url("/metrics")).header("Accept-Encoding", refusal).send().await.unwrap();
+        assert!(refused.headers().get("content-encoding").is_none(), "{refusal}");
+    }
 
     assert_eq!(ex.get("/nope").await.status(), 404);
     let post = ex.http.post(ex.url("/metrics")).send().await.unwrap();
@@ -232,4 +234,214 @@ async fn the_key_never_shows_v2_logfmt() {
 #[tokio::test]
 async fn the_key_never_shows_v3_json() {
     key_never_shows("v3", LogFormat::Json).await;
+}
+
+mod connections {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper::{Response, StatusCode};
+    use idauth_exporter::metrics::ConnectionMetrics;
+    use idauth_exporter::server::{self, Handler, ServerOptions};
+    use tokio_util::sync::CancellationToken;
+
+    use super::common::*;
+    use super::healthy_provider;
+
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    /// Reads until the server closes the connection; how long that took, or `None` if it
+    /// stayed open for `patience`.
+    fn closed_within(mut stream: TcpStream, patience: Duration) -> Option<Duration> {
+        let began = Instant::now();
+        stream.set_read_timeout(Some(patience)).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return Some(began.elapsed()),
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(began.elapsed()),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// `ok` at once, or after 1.5 s for `/slow`.
+    fn handler() -> Handler {
+        Arc::new(|req| {
+            Box::pin(async move {
+                if req.uri().path() == "/slow" {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                }
+                server::text(StatusCode::OK, "text/plain", "ok\n") as Response<Full<Bytes>>
+            })
+        })
+    }
+
+    async fn serve(options: ServerOptions) -> (std::net::SocketAddr, CancellationToken) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(server::serve_with_options(listener, handler(), Arc::new(|| None), options, shutdown.clone()));
+        (addr, shutdown)
+    }
+
+    fn get(addr: std::net::SocketAddr, path: &str) -> TcpStream {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_are_closed_after_the_timeouts() {
+        let options = ServerOptions {
+            header_read_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_millis(700),
+            ..Default::default()
+        };
+        let (addr, shutdown) = serve(options).await;
+        let patience = Duration::from_secs(5);
+        tokio::task::spawn_blocking(move || {
+            // Nothing at all: closed once the first request is overdue.
+            let took =
+                closed_within(TcpStream::connect(addr).unwrap(), patience).expect("a silent connection stays open");
+            assert!(took >= Duration::from_millis(250), "{took:?}");
+            // Only the HTTP/2 preface: the same.
+            let mut h2 = TcpStream::connect(addr).unwrap();
+            h2.write_all(H2_PREFACE).unwrap();
+            let took = closed_within(h2, patience).expect("a preface-only HTTP/2 connection stays open");
+            assert!(took >= Duration::from_millis(250), "{took:?}");
+            // Half a request line: HTTP/1's header-read timeout.
+            let mut partial = TcpStream::connect(addr).unwrap();
+            partial.write_all(b"GET /metrics HTT").unwrap();
+            closed_within(partial, patience).expect("a slowloris connection stays open");
+            // Keep-alive after an answered request: closed when the next request is overdue
+            // (for HTTP/1, hyper's header-read timeout runs while it waits for one).
+            let mut kept = get(addr, "/");
+            let mut buf = [0u8; 1024];
+            let n = kept.read(&mut buf).unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).contains("ok"));
+            let took = closed_within(kept, patience).expect("an idle keep-alive connection stays open");
+            assert!(took >= Duration::from_millis(250), "closed after {took:?}, before the timeout");
+        })
+        .await
+        .unwrap();
+        shutdown.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_beyond_the_cap_evict_the_idlest_or_are_refused_and_counted() {
+        let metrics = ConnectionMetrics::default();
+        let options = ServerOptions { max_connections: 2, metrics: metrics.clone(), ..Default::default() };
+        let (addr, shutdown) = serve(options).await;
+        let counted = metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            // Two requests in flight fill the cap: a third connection is closed at once.
+            let busy = [get(addr, "/slow"), get(addr, "/slow")];
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(counted.open(), 2);
+            let mut third = TcpStream::connect(addr).unwrap();
+            let _ = third.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"); // may race the close
+            let refused = closed_within(third, Duration::from_secs(1)).expect("served beyond the cap");
+            assert!(refused < Duration::from_millis(500), "{refused:?}");
+            assert_eq!(counted.refused_total("limit"), 1);
+            // Once they are answered they sit idle; a new connection closes the idlest.
+            let mut busy = busy.map(|mut s| {
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).unwrap();
+                assert!(String::from_utf8_lossy(&buf[..n]).contains("ok"));
+                s
+            });
+            let mut fresh = get(addr, "/");
+            let mut buf = [0u8; 1024];
+            fresh.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let n = fresh.read(&mut buf).unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).contains("ok"), "the new connection is served");
+            assert_eq!(counted.refused_total("evicted"), 1);
+            let evicted = busy
+                .iter_mut()
+                .filter(|s| closed_within(s.try_clone().unwrap(), Duration::from_millis(500)).is_some())
+                .count();
+            assert_eq!(evicted, 1, "exactly the idlest connection is closed");
+        })
+        .await
+        .unwrap();
+        shutdown.cancel();
+    }
+
+    /// Returns once the child's `/-/healthy` answers.
+    async fn wait_healthy(url: &str) {
+        for _ in 0..200 {
+            if let Ok(r) = http().get(url).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the exporter did not come up");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn eleven_hundred_idle_connections_under_a_256_file_limit_do_not_stop_a_scrape() {
+        let provider = healthy_provider().await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("api_key"), KEY).unwrap();
+        let config = dir.path().join("config.yaml");
+        std::fs::write(&config, config_yaml(&provider.uri(), "v2", &[("NG", &["BVN"])], "")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        // `ulimit -n` in the shell sets the hard limit too: the exporter cannot raise it.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
+            .arg(std::env::var("IDAUTH_TEST_BINARY").unwrap_or(env!("CARGO_BIN_EXE_idauth-exporter").to_owned()))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://{addr}");
+        wait_healthy(&format!("{base}/-/healthy")).await;
+
+        let idle = tokio::task::spawn_blocking(move || {
+            (0..1100)
+                .map(|i| {
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    if i % 10 == 0 {
+                        s.write_all(H2_PREFACE).unwrap();
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+        let began = Instant::now();
+        let scrape = client.get(format!("{base}/metrics")).send().await;
+        let took = began.elapsed();
+        let result = match scrape {
+            Ok(r) if r.status() == 200 => Ok(Metrics::parse(&r.text().await.unwrap())),
+            other => Err(format!("{other:?}")),
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(idle);
+        let m = result.unwrap_or_else(|e| panic!("the scrape failed after {took:?} with 1,100 idle connections: {e}"));
+        eprintln!("scrape with 1,100 idle connections open: {took:?}");
+        let evicted = m.get("idauth_http_connections_refused_total{reason=\"evicted\"}").unwrap_or(0.0);
+        assert!(evicted > 500.0, "idle connections were evicted to make room: {evicted}");
+        assert!(
+            m.get("idauth_http_connections_open").unwrap_or(0.0) <= 192.0,
+            "{:?}",
+            m.get("idauth_http_connections_open")
+        );
+    }
 }

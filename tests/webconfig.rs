@@ -20,7 +20,7 @@ async fn provider() -> MockServer {
 }
 
 fn tls_client(identity: bool) -> reqwest::Client {
-    idauth_exporter::smileid::install_crypto_provider();
+    idauth_exporter::tls::install_crypto_provider();
     let ca = reqwest::Certificate::from_pem(&std::fs::read(format!("{TLS}/ca.pem")).unwrap()).unwrap();
     let mut builder = reqwest::Client::builder().tls_certs_only([ca]);
     if identity {
@@ -68,6 +68,11 @@ async fn tls_and_basic_auth_guard_every_endpoint() {
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     let m = Metrics::parse(&resp.text().await.unwrap());
     assert_eq!(m.state("NG", "BVN"), "online");
+    let expiry =
+        m.text.lines().find(|l| l.starts_with("idauth_web_tls_certificate_expiry_timestamp_seconds{cert_file="));
+    let expiry: f64 =
+        expiry.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).expect("the expiry metric");
+    assert!(expiry > 4.9e9, "the fixture is valid until 2126: {expiry}");
 
     // Plain HTTP gets no answer.
     assert!(ex.http.get(ex.url("/metrics")).send().await.is_err(), "plain HTTP must not be served");
@@ -145,4 +150,130 @@ fn the_daemon_refuses_a_broken_web_config_naming_the_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("web.yml:2:") && err.contains("tls_server_config.cert_file"), "{err}");
+}
+
+#[test]
+fn an_endless_web_config_file_is_a_clear_error_not_a_memory_blow_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, config_yaml("http://127.0.0.1:1", "v2", &[("NG", &["BVN"])], "")).unwrap();
+    let began = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_idauth-exporter"))
+        .arg(format!("--config.file={}", config.display()))
+        .arg("--web.config.file=/dev/zero")
+        .arg("--web.listen-address=127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/dev/zero") && err.contains("larger than"), "{err}");
+    assert!(began.elapsed() < std::time::Duration::from_secs(10), "took {:?}", began.elapsed());
+}
+
+/// An exporter on plain HTTP whose one user, `prometheus`, has `password` at bcrypt cost 10.
+async fn basic_auth_exporter(password: &str) -> (MockServer, Exporter) {
+    let server = provider().await;
+    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "");
+    let web = format!("basic_auth_users:\n  prometheus: '{}'\n", bcrypt::hash(password, 10).unwrap());
+    let ex = start_with_web(&yaml, Some(&web)).await;
+    (server, ex)
+}
+
+fn median(mut v: Vec<std::time::Duration>) -> std::time::Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test]
+async fn an_unknown_user_costs_as_much_as_a_wrong_password() {
+    let (_server, ex) = basic_auth_exporter("hunter2").await;
+    let timed = async |user: &str, password: String| {
+        let began = std::time::Instant::now();
+        let resp = ex.http.get(ex.url("/-/healthy")).basic_auth(user, Some(password)).send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        began.elapsed()
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    // Alternating, with a new password each time: nothing may come from a cache.
+    for i in 0..7 {
+        known.push(timed("prometheus", format!("wrong-{i}")).await);
+        unknown.push(timed("nobody", format!("wrong-{i}")).await);
+    }
+    let (known, unknown) = (median(known), median(unknown));
+    let ratio = unknown.as_secs_f64() / known.as_secs_f64();
+    eprintln!("median 401: known user {known:?}, unknown user {unknown:?}, ratio {ratio:.2}");
+    assert!((0.5..2.0).contains(&ratio), "known user {known:?}, unknown user {unknown:?}: the timing tells them apart");
+    ex.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_guesses_stalls_neither_scrapes_nor_the_async_workers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    let (_server, ex) = basic_auth_exporter("hunter2").await;
+    let ex = Arc::new(ex);
+    let scrape = async || {
+        let began = Instant::now();
+        let resp = ex.http.get(ex.url("/metrics")).basic_auth("prometheus", Some("hunter2")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+        began.elapsed()
+    };
+    scrape().await; // the credentials are verified once and cached
+    let quiet = median(vec![scrape().await, scrape().await, scrape().await]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (denied, busy) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut guessers = Vec::new();
+    for g in 0..16 {
+        let (ex, stop, denied, busy) = (ex.clone(), stop.clone(), denied.clone(), busy.clone());
+        guessers.push(tokio::spawn(async move {
+            let user = if g % 2 == 0 { "prometheus".to_owned() } else { format!("intruder{g}") };
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let resp =
+                    ex.http.get(ex.url("/metrics")).basic_auth(&user, Some(format!("guess{g}-{i}"))).send().await;
+                match resp.map(|r| r.status().as_u16()) {
+                    Ok(401) => denied.fetch_add(1, Ordering::Relaxed),
+                    Ok(503) => busy.fetch_add(1, Ordering::Relaxed),
+                    other => panic!("a guess got {other:?}"),
+                };
+            }
+        }));
+    }
+    // What the poller and every scrape need: async workers free to run. A task that
+    // sleeps 20 ms at a time notes how late it wakes.
+    let ticker = tokio::spawn(async {
+        let mut late = Vec::new();
+        for _ in 0..100 {
+            let began = Instant::now();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            late.push(began.elapsed().saturating_sub(Duration::from_millis(20)));
+        }
+        late
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut flooded = Vec::new();
+    for _ in 0..9 {
+        flooded.push(scrape().await);
+    }
+    let mut late = ticker.await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for g in guessers {
+        g.await.unwrap();
+    }
+    late.sort();
+    let (flooded, worst) = (median(flooded), late[late.len() * 9 / 10]);
+    let (denied, busy) = (denied.load(Ordering::Relaxed), busy.load(Ordering::Relaxed));
+    eprintln!(
+        "valid scrape: {quiet:?} quiet, {flooded:?} under 16 guessers (median); async worker lateness p90 {worst:?}; guesses: {denied} denied, {busy} busy"
+    );
+    assert!(denied > 0, "the guesses were checked");
+    assert!(flooded < Duration::from_millis(250), "a valid scrape took {flooded:?} (median) under the flood");
+    assert!(worst < Duration::from_millis(100), "async workers woke {worst:?} late (p90) under the flood");
+    Arc::into_inner(ex).unwrap().stop().await;
 }

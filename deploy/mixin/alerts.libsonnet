@@ -122,7 +122,7 @@ local utils = import 'lib/utils.libsonnet';
             'critical',
             'min by (%(group)s) (time() - max_over_time(idauth_poll_cycle_last_run_timestamp_seconds{%(sel)s}[%(lookback)s])) > %(after)d' % { group: group, sel: sel, lookback: lookback, after: c.stalledAfterSeconds },
             'idauth-exporter: no replica has polled for {{ $value | humanizeDuration }}',
-            'Every replica of idauth-exporter is up, but none has finished a poll cycle for {{ $value | humanizeDuration }} (the schedule runs every %s): every state it serves is going stale.' % utils.duration(period),
+            'Every replica of idauth-exporter is up, but none has started a poll cycle for {{ $value | humanizeDuration }} (the schedule runs every %s): every state it serves is going stale.' % utils.duration(period),
           ),
           alert(
             'IdAuthExporterReplicaStalled',
@@ -133,7 +133,7 @@ local utils = import 'lib/utils.libsonnet';
               min by (%(group)s) (time() - max_over_time(idauth_poll_cycle_last_run_timestamp_seconds{%(sel)s}[%(lookback)s])) <= %(after)d
             ||| % { group: group, sel: sel, lookback: lookback, after: c.stalledAfterSeconds },
             'idauth-exporter replica {{ $labels.instance }}: no poll cycle for {{ $value | humanizeDuration }}',
-            'The replica {{ $labels.instance }} is up but has not finished a poll cycle for {{ $value | humanizeDuration }}; other replicas still poll.',
+            'The replica {{ $labels.instance }} is up but has not started a poll cycle for {{ $value | humanizeDuration }}; other replicas still poll.',
           ),
           alert(
             'IdAuthExporterPollsFailing',

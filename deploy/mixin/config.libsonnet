@@ -51,7 +51,7 @@
 
     // IdAuthExporterDown and IdAuthExporterReplicaDown: scrapes failing for this long.
     exporterDownForSeconds: 600,
-    // IdAuthExporterStalled: no poll cycle finished for this long (two periods and 5 minutes).
+    // IdAuthExporterStalled: no poll cycle started for this long (two periods and 5 minutes).
     stalledAfterSeconds: 2 * self.pollPeriodSeconds + 300,
     // IdAuthExporterPollsFailing: the share of a replica's polls that failed over 30 minutes.
     pollFailureRatio: 0.5,

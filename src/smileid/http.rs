@@ -75,7 +75,7 @@ impl Transport {
     /// A transport with its own connection pool. Redirects are never followed: an API
     /// that redirects is misconfigured, and following could carry credentials elsewhere.
     pub fn new(timeout: Duration, retry: RetryPolicy) -> Result<Transport, reqwest::Error> {
-        install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
@@ -152,11 +152,6 @@ fn too_long(e: PollError, retry_after: Option<Duration>) -> PollError {
         },
         (e, _) => e,
     }
-}
-
-/// Makes rustls use *ring*, the lighter of its providers; harmless when already done.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 async fn read_capped(mut resp: reqwest::Response) -> Result<Bytes, PollError> {

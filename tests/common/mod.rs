@@ -103,7 +103,7 @@ pub struct Exporter {
 
 /// A plain HTTP client for the tests (TLS set up as the exporter does).
 pub fn http() -> reqwest::Client {
-    idauth_exporter::smileid::install_crypto_provider();
+    idauth_exporter::tls::install_crypto_provider();
     reqwest::Client::new()
 }
 

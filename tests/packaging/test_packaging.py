@@ -140,6 +140,8 @@ def test_the_unit_is_hardened_and_takes_the_key_as_a_credential():
         "LoadCredential": "smile_id_api_key:/etc/idauth-exporter/smile_id_api_key",
         "ExecStart": "/usr/bin/idauth-exporter --config.file=/etc/idauth-exporter/config.yaml",
         "ExecReload": "/bin/kill -HUP $MAINPID",
+        # Soft = hard: the exporter needs no setrlimit, which SystemCallFilter=~@resources forbids.
+        "LimitNOFILE": "8192",
     }
     for key, value in expected.items():
         assert s.get(key) == [value], f"{key}={s.get(key)}"

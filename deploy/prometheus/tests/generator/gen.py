@@ -75,14 +75,14 @@ def replica_down(inst):
 def stalled(age):
     return ({'alertname': 'IdAuthExporterStalled', 'severity': 'critical', 'job': JOB}, {
         'summary': 'idauth-exporter: no replica has polled for %s' % hdur(age),
-        'description': 'Every replica of idauth-exporter is up, but none has finished a poll cycle for %s (the schedule runs every 10m): every state it serves is going stale.' % hdur(age),
+        'description': 'Every replica of idauth-exporter is up, but none has started a poll cycle for %s (the schedule runs every 10m): every state it serves is going stale.' % hdur(age),
         'runbook_url': RB + 'idauthexporterstalled'})
 
 
 def replica_stalled(inst, age):
     return ({'alertname': 'IdAuthExporterReplicaStalled', 'severity': 'warning', 'job': JOB, 'instance': inst}, {
         'summary': 'idauth-exporter replica %s: no poll cycle for %s' % (inst, hdur(age)),
-        'description': 'The replica %s is up but has not finished a poll cycle for %s; other replicas still poll.' % (inst, hdur(age)),
+        'description': 'The replica %s is up but has not started a poll cycle for %s; other replicas still poll.' % (inst, hdur(age)),
         'runbook_url': RB + 'idauthexporterreplicastalled'})
 
 
