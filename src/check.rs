@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
-use crate::app::AppError;
 use crate::config::Config;
 use crate::model::{AuthorityState, Observation, Target};
 use crate::smileid::{self, PollError};
@@ -21,6 +20,14 @@ pub const NOT_ALL_ONLINE: u8 = 1;
 /// Exit code when something could not be checked.
 pub const ERROR: u8 = 2;
 
+/// Why `check` could not poll at all.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
 /// The outcome of polling each pair once.
 #[derive(Debug)]
 pub struct Report {
@@ -29,7 +36,7 @@ pub struct Report {
 }
 
 /// Polls every configured pair (or only `only`, configured or not) once, now.
-pub async fn run(config: &Config, only: Option<Target>) -> Result<Report, AppError> {
+pub async fn run(config: &Config, only: Option<Target>) -> Result<Report, CheckError> {
     let api = smileid::client_for(&config.smile_id, smileid::build_transport(&config.poll)?);
     let targets = match only {
         Some(t) => vec![t],

@@ -151,12 +151,13 @@ pub struct Schedule {
 impl Schedule {
     /// Parses a six-field cron expression (seconds first).
     pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
-        let cron = CronParser::builder()
-            .seconds(Seconds::Required)
-            .dom_and_dow(true)
-            .build()
-            .parse(text)
-            .map_err(|e| ScheduleError::Invalid { text: text.to_owned(), reason: e.to_string() })?;
+        let cron =
+            CronParser::builder().seconds(Seconds::Required).dom_and_dow(true).build().parse(text).map_err(|e| {
+                // croner counts an optional year field; say what the user wrote instead.
+                let fields = text.split_whitespace().count();
+                let reason = if fields == 6 { e.to_string() } else { format!("it has {fields} fields") };
+                ScheduleError::Invalid { text: text.to_owned(), reason }
+            })?;
         let period = shortest_gap(&cron).ok_or_else(|| ScheduleError::Never { text: text.to_owned() })?;
         Ok(Schedule { text: text.to_owned(), cron, period })
     }
@@ -965,7 +966,8 @@ impl Validator<'_> {
     }
 }
 
-/// Checks a `host:port` listen address, turning `:port` into every IPv4 interface.
+/// Checks a `host:port` listen address, turning `:port` into `0.0.0.0:port`, which the
+/// server binds dual-stack (every IPv4 and IPv6 interface), as Go exporters do.
 pub fn normalize_listen_address(s: &str) -> Option<String> {
     let (host, port) = s.rsplit_once(':')?;
     port.parse::<u16>().ok()?;

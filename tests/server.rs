@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -151,27 +149,6 @@ async fn shutdown_is_prompt_even_with_a_poll_in_flight() {
     assert!(began.elapsed() < Duration::from_secs(3), "took {:?}", began.elapsed());
 }
 
-/// Collects log output in memory.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 async fn key_never_shows(api: &str, format: LogFormat) {
     let capture = Capture::default();
     let _guard = tracing::subscriber::set_default(telemetry::subscriber(LogLevel::Debug, format, capture.clone()));
@@ -205,6 +182,10 @@ async fn key_never_shows(api: &str, format: LogFormat) {
     let surfaces = [ex.text("/metrics").await, ex.text("/api/v1/status").await, ex.text("/").await];
     std::fs::write(&ex.config_path, "smile_id: [").unwrap();
     let reload = ex.http.post(ex.url("/-/reload")).send().await.unwrap().text().await.unwrap();
+    // The key pasted where a variable name belongs: refused without being echoed.
+    std::fs::write(&ex.config_path, yaml.replace("api_key_file: api_key", &format!("api_key_env: {KEY}"))).unwrap();
+    let pasted = ex.http.post(ex.url("/-/reload")).send().await.unwrap().text().await.unwrap();
+    assert!(pasted.contains("looks like a key, not a variable name"), "{pasted}");
     let debug = [format!("{:?}", ex.app), format!("{:?}", ex.app.config())];
     ex.stop().await;
 
@@ -217,6 +198,7 @@ async fn key_never_shows(api: &str, format: LogFormat) {
         ("status", &surfaces[1]),
         ("landing", &surfaces[2]),
         ("reload", &reload),
+        ("reload of a key pasted as api_key_env", &pasted),
     ] {
         assert!(!text.contains(KEY), "the key shows in the {what}:\n{text}");
     }

@@ -277,3 +277,28 @@ async fn a_flood_of_guesses_stalls_neither_scrapes_nor_the_async_workers() {
     assert!(worst < Duration::from_millis(100), "async workers woke {worst:?} late (p90) under the flood");
     Arc::into_inner(ex).unwrap().stop().await;
 }
+
+#[tokio::test]
+async fn an_expired_certificate_is_served_with_a_warning_and_its_expiry_in_a_metric() {
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(idauth_exporter::telemetry::subscriber(
+        idauth_exporter::telemetry::LogLevel::Info,
+        idauth_exporter::telemetry::LogFormat::Logfmt,
+        capture.clone(),
+    ));
+    let server = provider().await;
+    let web = "tls_server_config:\n  cert_file: expired.pem\n  key_file: expired.key\n";
+    let ex = start_with_web(&config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], ""), Some(web)).await;
+    let logs = capture.text();
+    assert!(logs.contains("the served TLS certificate has expired"), "{logs}");
+    assert!(logs.contains("2020-02-01T00:00:00"), "the warning says when: {logs}");
+    // Served all the same (a client that does not check dates still connects).
+    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let metrics = client.get(format!("https://{}/metrics", ex.addr)).send().await.unwrap().text().await.unwrap();
+    ex.stop().await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("idauth_web_tls_certificate_expiry_timestamp_seconds{"))
+        .unwrap_or_else(|| panic!("no expiry metric:\n{metrics}"));
+    assert!(line.contains("expired.pem") && line.ends_with(" 1580515200"), "{line}");
+}

@@ -539,6 +539,9 @@ fn schedule_errors_are_typed() {
     match Schedule::parse("*/10 * * * *") {
         Err(e @ ScheduleError::Invalid { .. }) => {
             assert!(e.to_string().starts_with("\"*/10 * * * *\" is not a valid cron schedule with seconds"), "{e}");
+            // Our words only: the parser's own count ("6 or 7 fields") contradicts "six fields".
+            assert!(e.to_string().contains("(it has 5 fields); expected six fields"), "{e}");
+            assert!(!e.to_string().contains("7"), "{e}");
         }
         other => panic!("{other:?}"),
     }

@@ -122,7 +122,7 @@ pub async fn start_with_web(yaml: &str, web: Option<&str>) -> Exporter {
     let loaded = config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
     let app = App::new(Some(&config_path), loaded).unwrap();
     if let Some(web) = web {
-        for f in ["ca.pem", "server.pem", "server.key", "client.pem", "client.key"] {
+        for f in ["ca.pem", "server.pem", "server.key", "client.pem", "client.key", "expired.pem", "expired.key"] {
             std::fs::copy(format!("{}/tests/fixtures/tls/{f}", env!("CARGO_MANIFEST_DIR")), dir.path().join(f))
                 .unwrap();
         }
@@ -231,5 +231,33 @@ impl Metrics {
 
     pub fn get(&self, key: &str) -> Option<f64> {
         self.series.get(key).copied()
+    }
+}
+
+/// Collects log output in memory.
+#[derive(Clone, Default)]
+pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+impl Capture {
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
