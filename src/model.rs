@@ -363,6 +363,11 @@ impl ManualClock {
         ManualClock(Mutex::new(at))
     }
 
+    /// Moves the clock to `at`.
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = at;
+    }
+
     /// Moves the clock on by `d`.
     pub fn advance(&self, d: Duration) {
         let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());

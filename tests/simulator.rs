@@ -66,7 +66,7 @@ struct Sim {
 }
 
 async fn simulator(scenario: &str) -> Sim {
-    let clock = ManualClock::new(hour());
+    let clock = Arc::new(ManualClock::new(hour()));
     let scenario = Scenario::parse(scenario, "test.yaml").unwrap();
     let sim = Simulator::new(scenario, account(), 1.0, clock.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

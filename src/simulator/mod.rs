@@ -9,13 +9,13 @@
 pub mod scenario;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -113,43 +113,9 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// Lifetime of a v3 token.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
-/// Where the simulator gets the time from.
-pub trait Clock: Send + Sync {
-    /// The current (real) time; simulated time is this times the speed.
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system clock.
-#[derive(Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that tests set by hand.
-#[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    /// A clock stopped at `at`.
-    pub fn new(at: DateTime<Utc>) -> Arc<ManualClock> {
-        Arc::new(ManualClock(Mutex::new(at)))
-    }
-
-    /// Moves the clock to `at`.
-    pub fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = at;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+// The simulator reads real time through the same clock as the exporter; simulated
+// time is that times the speed.
+pub use crate::model::{Clock, ManualClock, SystemClock};
 
 /// The account the simulator accepts.
 #[derive(Clone, Debug)]
