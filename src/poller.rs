@@ -288,15 +288,19 @@ mod tests {
                 self.most.fetch_max(now, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
-                Ok(Observation {
-                    state: AuthorityState::Online,
-                    unrecognized_status: None,
-                    rate_10m: Some(1.0),
-                    rate_1h: None,
-                    last_checked: None,
-                })
+                Ok(online())
             }
             .boxed()
+        }
+    }
+
+    fn online() -> Observation {
+        Observation {
+            state: AuthorityState::Online,
+            unrecognized_status: None,
+            rate_10m: Some(1.0),
+            rate_1h: None,
+            last_checked: None,
         }
     }
 
@@ -318,13 +322,7 @@ mod tests {
                 if *t == self.stuck {
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                 }
-                Ok(Observation {
-                    state: AuthorityState::Online,
-                    unrecognized_status: None,
-                    rate_10m: Some(1.0),
-                    rate_1h: None,
-                    last_checked: None,
-                })
+                Ok(online())
             }
             .boxed()
         }
