@@ -374,7 +374,7 @@ mod tests {
         api.set(Ok(ts(&["GH/GHANA_CARD", "KE/KRA_PIN", "NG/BVN", "NG/PHONE_NUMBER"])));
         d.refresh().await.unwrap();
         assert_eq!(names(&d.found()), ["KE/KRA_PIN", "NG/BVN"]);
-        let mut rx = d.subscribe();
+        let rx = d.subscribe();
         d.reconfigure(api.clone(), enabled());
         assert!(rx.has_changed().unwrap());
         assert_eq!(d.found().len(), 4);
