@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigError, Loaded};
+use crate::discovery::{self, Discovery};
 use crate::metrics::Metrics;
 use crate::poller::{PollSettings, Poller};
 use crate::scheduler::{Scheduler, SchedulerError};
@@ -95,6 +96,10 @@ pub struct App {
     web: RwLock<(Option<PathBuf>, Arc<WebConfig>)>,
     /// `--web.max-connections`.
     pub max_connections: AtomicU64,
+    /// The pairs of the provider's catalogue (`discovery:`).
+    discovery: Arc<Discovery>,
+    /// Held while the watched pairs are recomputed and handed to the poller.
+    watching: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for App {
@@ -113,6 +118,10 @@ fn build_client(config: &Config) -> Result<Arc<dyn smileid::IdStatusApi>, reqwes
     Ok(smileid::client_for(&config.smile_id, smileid::build_transport(&config.poll)?))
 }
 
+fn build_catalogue(config: &Config) -> Result<Arc<dyn smileid::catalogue::CatalogueApi>, reqwest::Error> {
+    Ok(smileid::catalogue::catalogue_for(&config.smile_id, smileid::build_transport(&config.poll)?))
+}
+
 impl App {
     /// An exporter for a loaded configuration; nothing runs until [`App::start`].
     /// Without a `config_path` (the demo) there is nothing to reload.
@@ -122,6 +131,11 @@ impl App {
         let store = Arc::new(Store::new(&config.targets));
         let metrics = Arc::new(Metrics::new(REVISION));
         metrics.set_targets(&[], &config.targets);
+        let discovery_metrics = crate::metrics::DiscoveryMetrics::default();
+        if config.discovery.enabled {
+            metrics.register_discovery(&discovery_metrics);
+        }
+        let discovery = Discovery::new(build_catalogue(&config)?, config.discovery.clone(), discovery_metrics);
         metrics.record_load(Utc::now());
         let poller = Poller::new(
             build_client(&config)?,
@@ -142,7 +156,41 @@ impl App {
             web: RwLock::new((None, Arc::new(WebConfig::default()))),
             landing_refresh: AtomicU64::new(0),
             max_connections: AtomicU64::new(server::DEFAULT_MAX_CONNECTIONS as u64),
+            discovery,
+            watching: std::sync::Mutex::new(()),
         }))
+    }
+
+    /// The pairs watched because the provider's catalogue lists them.
+    pub fn discovered(&self) -> Vec<crate::model::Target> {
+        self.discovery.found()
+    }
+
+    /// Reads the provider's catalogue now and applies it (as the refresh loop does).
+    pub async fn refresh_discovery(&self) -> Result<discovery::Refreshed, smileid::catalogue::CatalogueError> {
+        let result = self.discovery.refresh().await;
+        self.apply_discovered();
+        result
+    }
+
+    /// Hands the explicit and discovered pairs to the poller; new ones are polled at once,
+    /// through its permits and no-overlap guard like any other poll.
+    fn apply_discovered(&self) {
+        let added = {
+            let _guard = self.watching.lock().unwrap_or_else(|p| p.into_inner());
+            let targets = discovery::watched(&self.current().targets, &self.discovery.found());
+            if targets == self.poller.targets() {
+                return;
+            }
+            let added = self.poller.set_targets(targets);
+            tracing::info!(
+                pairs = self.poller.targets().len(),
+                added = added.len(),
+                "watched pairs changed by discovery"
+            );
+            added
+        };
+        self.poller.poll_now(&added);
     }
 
     /// Serves with TLS and basic authentication as `path` (a `--web.config.file`) says;
@@ -215,9 +263,17 @@ impl App {
         if old.web.listen_address != config.web.listen_address {
             tracing::warn!("web.listen_address changed; it takes effect at the next restart");
         }
-        let added = self.poller.reconfigure(api, config.targets.clone(), PollSettings::from_config(&config.poll));
-        let pairs = config.targets.len();
+        if config.discovery.enabled {
+            self.metrics.register_discovery(self.discovery.metrics());
+        }
+        let guard = self.watching.lock().unwrap_or_else(|p| p.into_inner());
+        // The new filters apply at once to the catalogue in memory; the loop reads it again.
+        self.discovery.reconfigure(build_catalogue(&config)?, config.discovery.clone());
+        let targets = discovery::watched(&config.targets, &self.discovery.found());
+        let added = self.poller.reconfigure(api, targets, PollSettings::from_config(&config.poll));
+        let pairs = self.poller.targets().len();
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        drop(guard);
         if let Some(web) = web {
             self.metrics.set_tls_certificate_expiry(web.certificate_expiry());
             self.web.write().unwrap_or_else(|p| p.into_inner()).1 = Arc::new(web);
@@ -243,6 +299,25 @@ impl App {
         let first = self.clone();
         self.poller.spawn(async move {
             first.run_cycle(false).await;
+        });
+
+        // Discovery reads the catalogue at once and then on its own timer; each change of
+        // what it found is handed to the poller.
+        self.poller.spawn(self.discovery.clone().run(shutdown.clone()));
+        let watcher = Arc::downgrade(self);
+        let mut found = self.discovery.subscribe();
+        let stop = shutdown.clone();
+        self.poller.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    changed = found.changed() => if changed.is_err() { break },
+                }
+                match watcher.upgrade() {
+                    Some(app) => app.apply_discovered(),
+                    None => break,
+                }
+            }
         });
 
         let ticker = Arc::downgrade(self);

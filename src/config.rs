@@ -39,6 +39,61 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// The HTTP server.
     pub web: WebConfig,
+    /// Pairs found in the provider's catalogue, watched besides `targets`.
+    pub discovery: DiscoveryConfig,
+}
+
+/// The `discovery:` section: watch what the provider's catalogue lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// Whether to read the catalogue at all.
+    pub enabled: bool,
+    /// How often to re-read it.
+    pub refresh: Duration,
+    /// Only these countries; every country when empty.
+    pub countries: Vec<Country>,
+    /// Pairs never watched through discovery (explicit targets still are).
+    pub exclude: Vec<Exclusion>,
+}
+
+/// The default `discovery.refresh`.
+pub const DEFAULT_DISCOVERY_REFRESH: Duration = Duration::from_secs(6 * 3600);
+/// The shortest `discovery.refresh` a file may ask for: the catalogue changes over weeks.
+pub const MIN_DISCOVERY_REFRESH: Duration = Duration::from_secs(60);
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            enabled: false,
+            refresh: DEFAULT_DISCOVERY_REFRESH,
+            countries: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+impl DiscoveryConfig {
+    /// Whether a pair the catalogue lists passes `countries` and `exclude`.
+    pub fn admits(&self, target: &Target) -> bool {
+        (self.countries.is_empty() || self.countries.contains(&target.country))
+            && !self.exclude.iter().any(|e| e.matches(target))
+    }
+}
+
+/// One `discovery.exclude` entry: ID types of a country (all of them when `id_types` is empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exclusion {
+    /// The country.
+    pub country: Country,
+    /// The ID types; every ID type of the country when empty.
+    pub id_types: Vec<IdType>,
+}
+
+impl Exclusion {
+    /// Whether this entry excludes `target`.
+    pub fn matches(&self, target: &Target) -> bool {
+        self.country == target.country && (self.id_types.is_empty() || self.id_types.contains(&target.id_type))
+    }
 }
 
 /// Which Smile ID account and API flavour to use.
@@ -473,9 +528,33 @@ struct RawConfig {
     smile_id: At<RawSmileId>,
     #[serde(default)]
     poll: RawPoll,
-    targets: At<Vec<RawTarget>>,
+    #[serde(default)]
+    targets: Option<At<Vec<RawTarget>>>,
     #[serde(default)]
     web: RawWeb,
+    #[serde(default)]
+    discovery: Option<At<RawDiscovery>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    refresh: Option<At<HumanDuration>>,
+    #[serde(default)]
+    countries: Option<At<Vec<At<Country>>>>,
+    #[serde(default)]
+    exclude: Vec<RawExclusion>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExclusion {
+    country: At<Country>,
+    #[serde(default)]
+    id_types: Option<At<Vec<At<IdType>>>>,
 }
 
 #[derive(Deserialize)]
@@ -682,9 +761,89 @@ impl Validator<'_> {
     fn validate(mut self, raw: RawConfig) -> Result<Loaded, ConfigError> {
         let smile_id = self.smile_id(raw.smile_id)?;
         let poll = self.poll(raw.poll)?;
-        let targets = self.targets(raw.targets)?;
+        let discovery = self.discovery(raw.discovery)?;
+        let targets = match raw.targets {
+            Some(t) if discovery.enabled && t.value.is_empty() => Vec::new(),
+            Some(t) => self.targets(t)?,
+            None if discovery.enabled => Vec::new(),
+            None => {
+                return Err(ConfigError::Invalid {
+                    file: self.file.to_owned(),
+                    line: 1,
+                    column: 1,
+                    message: "targets: missing; expected a list of countries with id_types, or discovery.enabled: true"
+                        .to_owned(),
+                });
+            }
+        };
         let web = self.web(raw.web)?;
-        Ok(Loaded { config: Config { smile_id, poll, targets, web }, warnings: self.warnings })
+        Ok(Loaded { config: Config { smile_id, poll, targets, web, discovery }, warnings: self.warnings })
+    }
+
+    fn discovery(&mut self, raw: Option<At<RawDiscovery>>) -> Result<DiscoveryConfig, ConfigError> {
+        let Some(raw) = raw.map(|r| r.value) else {
+            return Ok(DiscoveryConfig::default());
+        };
+        let refresh = match raw.refresh {
+            None => DEFAULT_DISCOVERY_REFRESH,
+            Some(r) if r.value.0 < MIN_DISCOVERY_REFRESH => {
+                return self.error(
+                    &r.referenced,
+                    format!(
+                        "discovery.refresh: {} is too often; expected at least {} (the catalogue changes over weeks)",
+                        fmt_duration(r.value.0),
+                        fmt_duration(MIN_DISCOVERY_REFRESH)
+                    ),
+                );
+            }
+            Some(r) => r.value.0,
+        };
+        let mut countries = Vec::new();
+        if let Some(list) = raw.countries {
+            if list.value.is_empty() {
+                return self.error(
+                    &list.referenced,
+                    "discovery.countries: the list is empty; expected country codes such as [NG, KE], or no countries key for all"
+                        .to_owned(),
+                );
+            }
+            for c in list.value {
+                if countries.contains(&c.value) {
+                    return self.error(
+                        &c.referenced,
+                        format!("discovery.countries: {} is listed twice; expected each country once", c.value),
+                    );
+                }
+                countries.push(c.value);
+            }
+        }
+        let mut exclude = Vec::new();
+        for e in raw.exclude {
+            let id_types = match e.id_types {
+                None => Vec::new(),
+                Some(list) if list.value.is_empty() => {
+                    return self.error(
+                        &list.referenced,
+                        format!(
+                            "discovery.exclude: {}: id_types is empty; expected ID types such as [PHONE_NUMBER], or no id_types key for the whole country",
+                            e.country.value
+                        ),
+                    );
+                }
+                Some(list) => list.value.into_iter().map(|i| i.value).collect(),
+            };
+            if !countries.is_empty() && !countries.contains(&e.country.value) {
+                self.warn(
+                    &e.country.referenced,
+                    format!(
+                        "discovery.exclude: {} is not in discovery.countries; this entry excludes nothing",
+                        e.country.value
+                    ),
+                );
+            }
+            exclude.push(Exclusion { country: e.country.value, id_types });
+        }
+        Ok(DiscoveryConfig { enabled: raw.enabled, refresh, countries, exclude })
     }
 
     fn smile_id(&mut self, raw: At<RawSmileId>) -> Result<SmileIdConfig, ConfigError> {

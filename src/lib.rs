@@ -4,7 +4,8 @@
 //!
 //! - [`config`]: the YAML file, parsed once into typed, validated values.
 //! - [`smileid`]: the provider client (v2 signed POST, v3 token + GET), errors
-//!   classified into a bounded `reason`.
+//!   classified into a bounded `reason`; [`discovery`] keeps the pairs of the provider's
+//!   catalogue (`discovery:`) up to date.
 //! - [`poller`]: one cycle over every target, bounded concurrency, spread over a jitter window;
 //!   [`scheduler`] runs cycles on the cron schedule.
 //! - [`store`]: the latest observation and poll outcome per target, the one place state lives.
@@ -29,6 +30,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod files;
 pub mod metrics;
 pub mod model;

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use idauth_exporter::cli::{Cli, Command, ConfigCommand, SimulateArgs};
 use idauth_exporter::model::Target;
-use idauth_exporter::{app, check, config, demo, simulator, telemetry};
+use idauth_exporter::{app, check, config, demo, discovery, simulator, telemetry};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
                     ExitCode::from(check::ERROR)
                 }
             },
-            Some(Command::Config { action: ConfigCommand::Check }) => config_check(&cli),
+            Some(Command::Config { action: ConfigCommand::Check }) => config_check(&cli).await,
             Some(Command::Simulate(ref args)) => match simulate(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -117,7 +117,7 @@ async fn run_check(cli: &Cli, country: &Option<String>, id_type: &Option<String>
     Ok(report.exit_code())
 }
 
-fn config_check(cli: &Cli) -> ExitCode {
+async fn config_check(cli: &Cli) -> ExitCode {
     println!("Checking {}", cli.config_file.display());
     match config::load(&cli.config_file) {
         Ok(loaded) => {
@@ -133,6 +133,13 @@ fn config_check(cli: &Cli) -> ExitCode {
                 c.poll.schedule.as_str(),
                 c.web.listen_address
             );
+            // What discovery would add; an unreachable catalogue is no configuration error.
+            if c.discovery.enabled {
+                match discovery::preview(c).await {
+                    Ok(p) => print!("{}", p.render(c.targets.len())),
+                    Err(e) => println!("  discovery: cannot build the HTTP client: {e}"),
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -397,3 +397,76 @@ impl Default for ConnectionMetrics {
 fn unix(at: DateTime<Utc>) -> f64 {
     at.timestamp_millis() as f64 / 1000.0
 }
+
+/// Discovery's metrics: how many pairs the catalogue gave and whether reading it works.
+/// Clones share the same series; they are served once [`Metrics::register_discovery`] ran.
+#[derive(Clone, Debug)]
+pub struct DiscoveryMetrics {
+    targets: IntGauge,
+    last_success: Gauge,
+    refreshes: IntCounterVec,
+}
+
+impl Default for DiscoveryMetrics {
+    fn default() -> Self {
+        let targets = IntGauge::new(
+            "idauth_discovery_targets",
+            "(country, id_type) pairs watched because the provider's catalogue lists them (after discovery.countries and exclude).",
+        )
+        .expect("valid metric");
+        let last_success = Gauge::new(
+            "idauth_discovery_last_success_timestamp_seconds",
+            "When the provider's catalogue was last read successfully, in Unix seconds (the start time until the first success).",
+        )
+        .expect("valid metric");
+        // Like the heartbeat: a discovery that never succeeds must age from the start, not from 1970.
+        last_success.set(unix(Utc::now()));
+        let refreshes = IntCounterVec::new(
+            Opts::new(
+                "idauth_discovery_refreshes_total",
+                "Reads of the provider's catalogue, by result (success, failure).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        for result in ["success", "failure"] {
+            refreshes.with_label_values(&[result]);
+        }
+        DiscoveryMetrics { targets, last_success, refreshes }
+    }
+}
+
+impl DiscoveryMetrics {
+    /// Counts one read of the catalogue.
+    pub fn record_refresh(&self, ok: bool, at: DateTime<Utc>) {
+        self.refreshes.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
+        if ok {
+            self.last_success.set(unix(at));
+        }
+    }
+
+    /// Sets the number of pairs watched through discovery.
+    pub fn set_targets(&self, n: usize) {
+        self.targets.set(n as i64);
+    }
+
+    /// Reads of the catalogue that ended with `result` (`success` or `failure`).
+    pub fn refreshes(&self, result: &str) -> u64 {
+        self.refreshes.with_label_values(&[result]).get()
+    }
+}
+
+impl Metrics {
+    /// Serves `discovery`'s series from now on; registering the same series again changes nothing.
+    pub fn register_discovery(&self, discovery: &DiscoveryMetrics) {
+        let collectors: [Box<dyn prometheus::core::Collector>; 3] = [
+            Box::new(discovery.targets.clone()),
+            Box::new(discovery.last_success.clone()),
+            Box::new(discovery.refreshes.clone()),
+        ];
+        for c in collectors {
+            // AlreadyReg: a reload that enables discovery again.
+            let _ = self.registry.register(c);
+        }
+    }
+}

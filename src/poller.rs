@@ -136,6 +136,16 @@ impl Poller {
         added
     }
 
+    /// Takes new pairs, keeping the client and settings (discovery found or dropped some);
+    /// returns the pairs that were added.
+    pub fn set_targets(&self, targets: Vec<Target>) -> Vec<Target> {
+        let (api, settings) = {
+            let setup = self.setup();
+            (setup.api.clone(), setup.settings)
+        };
+        self.reconfigure(api, targets, settings)
+    }
+
     /// Polls every pair once and waits for those polls. With `spread`, start times are spaced
     /// evenly over the jitter window so a fleet of pairs does not hit the provider in one
     /// burst; the first cycle after start-up goes without, so `/metrics` has data within

@@ -173,11 +173,16 @@ async fn the_demo_serves_every_documented_pair_and_they_change() {
     for _ in 0..70 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let m = metrics(http.clone()).await;
-        if m.get("idauth_poll_cycle_last_run_timestamp_seconds").is_none() {
+        // The demo discovers its pairs: wait until the catalogue's are all watched and polled.
+        let builtin = Scenario::builtin().targets();
+        if m.get("idauth_discovery_targets") != Some(builtin.len() as f64)
+            || builtin
+                .iter()
+                .any(|t| m.pair("idauth_poll_success", t.country.as_str(), t.id_type.as_str(), "").is_none())
+        {
             continue;
         }
-        let states: Vec<String> =
-            Scenario::builtin().targets().iter().map(|t| m.state(t.country.as_str(), t.id_type.as_str())).collect();
+        let states: Vec<String> = builtin.iter().map(|t| m.state(t.country.as_str(), t.id_type.as_str())).collect();
         match &first {
             None => {
                 assert!(states.iter().all(|s| s != "unknown"), "every pair has data: {states:?}");
@@ -375,4 +380,252 @@ async fn a_bad_scenario_file_names_file_line_and_key() {
 fn an_endless_scenario_file_is_refused_at_the_cap() {
     let e = Scenario::load(std::path::Path::new("/dev/zero")).unwrap_err().to_string();
     assert!(e.starts_with("/dev/zero: the file is larger than 4 MiB"), "{e}");
+}
+
+// Discovery: the exporter watches what the simulator's catalogue lists.
+
+/// A configuration with discovery on (refresh 1h: the tests read the catalogue themselves),
+/// the extra `discovery:` lines, and the `tail` (targets, say).
+fn discovery_yaml(url: &str, api: &str, discovery: &str, tail: &str) -> String {
+    format!(
+        "smile_id:\n  partner_id: \"085\"\n  api_key_file: api_key\n  api: {api}\n  base_url: {url}\n\
+         poll:\n  schedule: \"{NEVER}\"\n  timeout: 1s\n  retries: 0\n  jitter: 0s\n\
+         discovery:\n  enabled: true\n  refresh: 1h\n{discovery}{tail}"
+    )
+}
+
+/// Waits (up to 5 s) until `ok` holds of the exporter's metrics.
+async fn until(ex: &Exporter, what: &str, ok: impl Fn(&Metrics) -> bool) -> Metrics {
+    for _ in 0..100 {
+        let m = ex.metrics().await;
+        if ok(&m) {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 5 s\n{}", ex.metrics().await.text);
+}
+
+fn watched(ex: &Exporter) -> Vec<String> {
+    let mut v: Vec<String> = ex.app.config().targets.iter().map(Target::to_string).collect();
+    v.extend(ex.app.discovered().iter().map(Target::to_string));
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn polls(m: &Metrics, t: &Target) -> f64 {
+    m.pair("idauth_polls_total", t.country.as_str(), t.id_type.as_str(), "").unwrap_or(0.0)
+}
+
+/// With no targets at all, every simulated pair is watched and polled at once, for both
+/// flavours (v3 asks its per-country endpoint for the documented countries).
+async fn discovery_alone_watches_every_simulated_pair(api: &str) {
+    let s = simulator(SCENARIO).await;
+    let ex = start(&discovery_yaml(&s.url, api, "", "")).await;
+    let all = s.sim.scenario().targets();
+    let m = until(&ex, "every pair polled", |m| all.iter().all(|t| polls(m, t) >= 1.0)).await;
+    assert_eq!(m.get("idauth_targets"), Some(all.len() as f64));
+    assert_eq!(m.get("idauth_discovery_targets"), Some(all.len() as f64));
+    assert_eq!(m.get("idauth_discovery_refreshes_total{result=\"success\"}"), Some(1.0));
+    assert!(m.get("idauth_discovery_last_success_timestamp_seconds").unwrap() > 1e9);
+    assert_eq!(m.state("NG", "BVN"), s.sim.view(&t("NG", "BVN")).unwrap().state.as_str());
+    ex.stop().await;
+    s.stop.cancel();
+}
+
+#[tokio::test]
+async fn v2_discovery_alone_watches_every_simulated_pair() {
+    discovery_alone_watches_every_simulated_pair("v2").await;
+}
+
+#[tokio::test]
+async fn v3_discovery_alone_watches_every_simulated_pair() {
+    discovery_alone_watches_every_simulated_pair("v3").await;
+}
+
+/// `countries` and `exclude` filter the catalogue; explicit targets are watched whatever
+/// it says, listed or not.
+#[tokio::test]
+async fn countries_and_exclude_filter_and_explicit_targets_stay() {
+    let s = simulator(SCENARIO).await;
+    let filters = "  countries: [NG, KE]\n  exclude:\n    - country: NG\n      id_types: [NIN_V2]\n";
+    let targets = "targets:\n  - country: ZM\n    id_types: [TPIN]\n  - country: GH\n    id_types: [PASSPORT]\n";
+    let ex = start(&discovery_yaml(&s.url, "v2", filters, targets)).await;
+    until(&ex, "the catalogue read", |m| m.get("idauth_discovery_targets") == Some(2.0)).await;
+    assert_eq!(watched(&ex), ["GH/PASSPORT", "KE/NATIONAL_ID", "NG/BVN", "ZM/TPIN"]);
+    let m = ex.metrics().await;
+    assert_eq!(m.get("idauth_targets"), Some(4.0));
+    assert!(m.pair("idauth_polls_total", "NG", "NIN_V2", "").is_none(), "excluded");
+    assert!(m.pair("idauth_polls_total", "GH", "GHANA_CARD", "").is_none(), "not in countries");
+    ex.stop().await;
+    s.stop.cancel();
+}
+
+const CHANGING: &str = r#"
+pairs:
+  - country: NG
+    id_types: [BVN]
+    timeline: [{for: 1h, success_rate: 0.98}]
+  - country: KE
+    id_types: [NATIONAL_ID]
+    from: 30m
+    timeline: [{for: 1h, success_rate: 0.97}]
+  - country: GH
+    id_types: [GHANA_CARD]
+    until: 30m
+    timeline: [{for: 1h, success_rate: 0.96}]
+"#;
+
+/// A pair the catalogue adds is watched after one read and polled at once; a pair it
+/// removes stays through one read and goes after the second, series and all.
+#[tokio::test]
+async fn an_added_pair_is_polled_after_one_read_and_a_removed_one_goes_after_two() {
+    let s = simulator(CHANGING).await;
+    let ex = start(&discovery_yaml(&s.url, "v2", "", "")).await;
+    until(&ex, "the start-up read", |m| m.get("idauth_discovery_targets") == Some(2.0)).await;
+    assert_eq!(watched(&ex), ["GH/GHANA_CARD", "NG/BVN"]);
+
+    s.clock.set(hour() + chrono::TimeDelta::minutes(31));
+    ex.app.refresh_discovery().await.unwrap();
+    assert_eq!(watched(&ex), ["GH/GHANA_CARD", "KE/NATIONAL_ID", "NG/BVN"], "added; GH missed once, kept");
+    let ke = t("KE", "NATIONAL_ID");
+    let m = until(&ex, "the new pair polled", |m| polls(m, &ke) >= 1.0).await;
+    assert_eq!(m.state("KE", "NATIONAL_ID"), "online");
+    assert_eq!(m.state("GH", "GHANA_CARD"), "online", "still shown after one miss");
+
+    let dropped = ex.app.refresh_discovery().await.unwrap().dropped;
+    assert_eq!(dropped, vec![t("GH", "GHANA_CARD")]);
+    assert_eq!(watched(&ex), ["KE/NATIONAL_ID", "NG/BVN"]);
+    let m = ex.metrics().await;
+    assert!(!m.text.contains("GHANA_CARD"), "its series are gone");
+    assert_eq!((m.get("idauth_targets"), m.get("idauth_discovery_targets")), (Some(2.0), Some(2.0)));
+    ex.stop().await;
+    s.stop.cancel();
+}
+
+/// A reload reads the catalogue again (not waiting for the refresh), and its filters apply.
+#[tokio::test]
+async fn reload_re_reads_the_catalogue() {
+    let s = simulator(CHANGING).await;
+    let ex = start(&discovery_yaml(&s.url, "v2", "", "")).await;
+    until(&ex, "the start-up read", |m| m.get("idauth_discovery_targets") == Some(2.0)).await;
+    s.clock.set(hour() + chrono::TimeDelta::minutes(31));
+    let excluded = discovery_yaml(&s.url, "v2", "  exclude:\n    - country: NG\n", "");
+    std::fs::write(&ex.config_path, excluded).unwrap();
+    ex.app.reload().await.unwrap();
+    let m = until(&ex, "the re-read", |m| {
+        m.get("idauth_discovery_refreshes_total{result=\"success\"}") == Some(2.0)
+            && polls(m, &t("KE", "NATIONAL_ID")) >= 1.0
+    })
+    .await;
+    assert_eq!(watched(&ex), ["GH/GHANA_CARD", "KE/NATIONAL_ID"], "NG excluded, KE added, GH missed once");
+    assert!(m.pair("idauth_polls_total", "NG", "BVN", "").is_none());
+    ex.stop().await;
+    s.stop.cancel();
+}
+
+/// Every way the catalogue can fail keeps the pairs of the last good read and counts a
+/// failure: 5xx, a timeout, garbage, a body of the wrong shape, an empty catalogue.
+#[tokio::test]
+async fn catalogue_failures_keep_the_previous_targets_and_are_counted() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let good = include_str!("fixtures/provider/v1-services-android.json");
+    Mock::given(method("GET"))
+        .and(path("/v1/services"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(good))
+        .mount(&server)
+        .await;
+    let ex = start(&discovery_yaml(&server.uri(), "v2", "", "")).await;
+    until(&ex, "the start-up read", |m| m.get("idauth_discovery_targets") == Some(7.0)).await;
+    let before = watched(&ex);
+    assert_eq!(before.len(), 7, "{before:?}");
+    let failures = [
+        ResponseTemplate::new(503).set_body_string("Service Unavailable"),
+        ResponseTemplate::new(200).set_body_string(good).set_delay(Duration::from_secs(3)),
+        ResponseTemplate::new(200).set_body_string("<html><body>maintenance</body></html>"),
+        ResponseTemplate::new(200).set_body_json(json!({"services": ["basic_kyc"]})),
+        ResponseTemplate::new(200).set_body_json(json!({"bank_codes": [], "id_types": {}, "hosted_web": {}})),
+    ];
+    for (n, failure) in failures.into_iter().enumerate() {
+        server.reset().await;
+        Mock::given(method("GET")).and(path("/v1/services")).respond_with(failure).mount(&server).await;
+        let e = ex.app.refresh_discovery().await.unwrap_err();
+        assert_eq!(watched(&ex), before, "failure {n} ({e}) kept the pairs");
+        let m = ex.metrics().await;
+        assert_eq!(m.get("idauth_discovery_refreshes_total{result=\"failure\"}"), Some(n as f64 + 1.0), "{e}");
+        assert_eq!(m.get("idauth_discovery_targets"), Some(7.0));
+    }
+    ex.stop().await;
+}
+
+/// `api: v3` discovers through `GET /v3/services/supported_id_types?country=CC`, one
+/// request per configured country, and never asks `/v1/services`.
+#[tokio::test]
+async fn v3_discovers_through_the_v3_endpoint() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let ng = json!({"id_types": [
+        {"country": "NG", "type": "BVN", "label": "Bank Verification Number", "regex": "^[0-9]{11}$", "required_fields": ["id_number"]},
+        {"country": "NG", "type": "NIN_V2", "label": "NIN", "regex": "^[0-9]{11}$", "required_fields": ["id_number"]},
+    ]});
+    Mock::given(method("GET"))
+        .and(path("/v3/services/supported_id_types"))
+        .and(query_param("country", "NG"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ng))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v3/services/supported_id_types"))
+        .and(query_param("country", "KE"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id_types": [{"country": "KE", "type": "KRA_PIN"}]})),
+        )
+        .mount(&server)
+        .await;
+    let ex = start(&discovery_yaml(&server.uri(), "v3", "  countries: [NG, KE]\n", "")).await;
+    until(&ex, "the start-up read", |m| m.get("idauth_discovery_targets") == Some(3.0)).await;
+    assert_eq!(watched(&ex), ["KE/KRA_PIN", "NG/BVN", "NG/NIN_V2"]);
+    let asked: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() != "/v3/token" && r.url.path() != "/v3/services/id_status")
+        .map(|r| format!("{} {}", r.url.path(), r.url.query().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        asked,
+        ["/v3/services/supported_id_types country=NG", "/v3/services/supported_id_types country=KE"],
+        "only the v3 catalogue, once per country"
+    );
+    ex.stop().await;
+}
+
+/// The simulator's v3 catalogue: the listed pairs of one country, the provider's errors.
+#[tokio::test]
+async fn v3_supported_id_types_lists_the_country_in_the_provider_shape() {
+    let s = simulator(CHANGING).await;
+    let get = |q: &'static str| {
+        let url = format!("{}/v3/services/supported_id_types{q}", s.url);
+        async move {
+            let r = http().get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = get("?country=NG").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["id_types"][0]["type"], "BVN");
+    assert_eq!(body["id_types"][0]["country"], "NG");
+    assert!(body["id_types"][0]["required_fields"].is_array());
+    assert_eq!(get("?country=KE").await.1, json!({"id_types": []}), "KE is listed only from 30m");
+    s.clock.set(hour() + chrono::TimeDelta::minutes(30));
+    assert_eq!(get("?country=KE").await.1["id_types"][0]["type"], "NATIONAL_ID");
+    assert_eq!(get("?country=GH").await.1, json!({"id_types": []}), "GH is gone at 30m");
+    assert_eq!(get("").await, (400, json!({"message": "\"country\" is required", "status": "Bad Request"})));
+    assert_eq!(get("?country=XX").await.0, 400);
+    s.stop.cancel();
 }

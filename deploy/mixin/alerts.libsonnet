@@ -154,6 +154,13 @@ local utils = import 'lib/utils.libsonnet';
             'Every poll of every replica fails as unauthorized: the API key was rotated or revoked, belongs to the other environment, or the partner ID is wrong. No ID authority is being watched.',
             c.unauthorizedForSeconds,
           ),
+          alert(
+            'IdAuthExporterDiscoveryFailing',
+            'warning',
+            'min by (%(group)s) (time() - max_over_time(idauth_discovery_last_success_timestamp_seconds{%(sel)s}[%(lookback)s])) > %(after)d' % { group: group, sel: sel, lookback: lookback, after: c.discoveryFailingAfterSeconds },
+            "idauth-exporter: Smile ID's catalogue not read for {{ $value | humanizeDuration }}",
+            "No replica of idauth-exporter has read Smile ID's catalogue (discovery) for {{ $value | humanizeDuration }}. The pairs it last listed are still watched, but pairs the provider added since are not. Failures are counted in idauth_discovery_refreshes_total{result=\"failure\"}; the exporter log says why.",
+          ),
         ],
       },
     ],

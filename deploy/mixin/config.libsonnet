@@ -59,6 +59,10 @@
     // refused as unauthorized, for this long: a poll period and 2 minutes, so that two
     // cycles in a row were refused (a key fixed in between never pages).
     unauthorizedForSeconds: self.pollPeriodSeconds + 120,
+    // IdAuthExporterDiscoveryFailing: no replica has read the provider's catalogue
+    // (discovery:) for this long. The catalogue changes over weeks; a day of failures is
+    // worth a look, not a page.
+    discoveryFailingAfterSeconds: 24 * 3600,
 
     // Where each alert's runbook_url points: %s is the alert's name in lower case.
     runbookURLPattern: 'https://github.com/idauth-exporter/idauth-exporter/blob/main/docs/runbook.md#%s',

@@ -546,3 +546,62 @@ fn schedule_errors_are_typed() {
         other => panic!("{other:?}"),
     }
 }
+
+const DISCOVERY_ONLY: &str = "smile_id:\n  partner_id: \"1\"\ndiscovery:\n  enabled: true\n  refresh: 2h\n  countries: [NG, KE]\n  exclude:\n    - country: NG\n      id_types: [PHONE_NUMBER]\n    - country: KE\n";
+
+#[test]
+fn discovery_alone_needs_no_targets_and_its_filters_apply() {
+    let c = parse_ok(DISCOVERY_ONLY).config;
+    assert!(c.targets.is_empty());
+    let d = &c.discovery;
+    assert!(d.enabled);
+    assert_eq!(d.refresh, Duration::from_secs(7200));
+    let t = |c: &str, i: &str| Target::new(c.parse().unwrap(), i.parse().unwrap());
+    assert!(d.admits(&t("NG", "BVN")));
+    assert!(!d.admits(&t("NG", "PHONE_NUMBER")), "excluded");
+    assert!(!d.admits(&t("KE", "KRA_PIN")), "an exclusion without id_types takes the whole country");
+    assert!(!d.admits(&t("GH", "GHANA_CARD")), "not in countries");
+    // The defaults, and a file without the block, as before.
+    let c = parse_ok("smile_id:\n  partner_id: \"1\"\ndiscovery: {enabled: true}\n").config;
+    assert_eq!(c.discovery.refresh, DEFAULT_DISCOVERY_REFRESH);
+    assert!(c.discovery.countries.is_empty() && c.discovery.admits(&t("ZW", "NATIONAL_ID_NO_PHOTO")));
+    assert!(!parse_ok(GOOD).config.discovery.enabled);
+    // Explicit targets stay alongside discovery, and `targets: []` is fine with it.
+    let both = format!("{DISCOVERY_ONLY}targets:\n  - country: ZM\n    id_types: [TPIN]\n");
+    assert_eq!(parse_ok(&both).config.targets.len(), 1);
+    assert!(parse_ok(&format!("{DISCOVERY_ONLY}targets: []\n")).config.targets.is_empty());
+}
+
+#[test]
+fn discovery_errors_name_the_line() {
+    let (line, msg) = parse_err("smile_id:\n  partner_id: \"1\"\n");
+    assert_eq!(line, 1);
+    assert!(msg.contains("targets: missing") && msg.contains("discovery.enabled"), "{msg}");
+    let (line, msg) = parse_err("smile_id:\n  partner_id: \"1\"\ndiscovery: {enabled: false}\n");
+    assert_eq!(line, 1, "{msg}");
+    let cases = [
+        ("refresh: 2h", "refresh: 10s", "too often"),
+        ("refresh: 2h", "refresh: soon", "not a duration"),
+        ("countries: [NG, KE]", "countries: []", "the list is empty"),
+        ("countries: [NG, KE]", "countries: [NG, NG]", "listed twice"),
+        ("countries: [NG, KE]", "countries: [Nigeria]", "ISO 3166-1"),
+        ("id_types: [PHONE_NUMBER]", "id_types: []", "id_types is empty"),
+        ("  refresh: 2h", "  refresh: 2h\n  colour: red", "colour"),
+    ];
+    for (from, to, expect) in cases {
+        let text = DISCOVERY_ONLY.replacen(from, to, 1);
+        let (line, msg) = parse_err(&text);
+        let needle = to.lines().last().unwrap().trim();
+        assert_eq!(line, line_of(&text, needle), "{to}: {msg}");
+        assert!(msg.contains(expect) && msg.contains("discovery"), "{to}: {msg}");
+    }
+}
+
+#[test]
+fn an_exclusion_outside_the_countries_is_a_warning() {
+    let text = DISCOVERY_ONLY.replacen("  - country: KE\n", "  - country: GH\n", 1);
+    let warnings = parse_ok(&text).warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].line, line_of(&text, "- country: GH"));
+    assert!(warnings[0].message.contains("excludes nothing"), "{}", warnings[0].message);
+}

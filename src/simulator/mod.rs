@@ -3,7 +3,8 @@
 //! It serves `POST /api/v2/partner/id_status` (signature verified in constant time, the
 //! provider's `{"error","code"}` bodies), `POST /v3/token` and
 //! `GET /v3/services/id_status` (JWT with an `exp`, the documented `{"message","status"}`
-//! bodies) and `GET /v1/services` (the catalogue of simulated pairs). The demo, the tests
+//! bodies), and the catalogue of the simulated pairs listed now (a pair's `from:` and
+//! `until:`) as `GET /v1/services` and `GET /v3/services/supported_id_types?country=CC`. The demo, the tests
 //! and the deployment stack use it; it never panics on any request.
 
 pub mod scenario;
@@ -135,6 +136,8 @@ pub struct Simulator {
     speed: f64,
     clock: Arc<dyn Clock>,
     jwt_key: Secret,
+    /// When it started: a pair's `from:` and `until:` count from here.
+    started: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -177,6 +180,7 @@ impl Simulator {
             scenario,
             account,
             speed: if speed.is_finite() && speed > 0.0 { speed.min(MAX_SPEED) } else { 1.0 },
+            started: clock.now(),
             clock,
             jwt_key: Secret::new(URL_SAFE_NO_PAD.encode(key)),
         })
@@ -217,8 +221,11 @@ impl Simulator {
             }
             (Method::GET, "/v3/services/id_status") => self.v3_id_status(&parts.headers, parts.uri.query()).await,
             (Method::GET, "/v1/services") => json_response(StatusCode::OK, &self.services()),
+            (Method::GET, "/v3/services/supported_id_types") => self.supported_id_types(parts.uri.query()),
             (_, "/api/v2/partner/id_status" | "/v3/token") => server::not_allowed("POST"),
-            (_, "/v3/services/id_status" | "/v1/services") => server::not_allowed("GET"),
+            (_, "/v3/services/id_status" | "/v1/services" | "/v3/services/supported_id_types") => {
+                server::not_allowed("GET")
+            }
             _ => v3_error(StatusCode::NOT_FOUND, "Not Found"),
         }
     }
@@ -380,12 +387,51 @@ impl Simulator {
         json_response(StatusCode::OK, &pair.view_at(self.clock.now(), self.speed).body())
     }
 
-    /// `/v1/services` in the provider's shape, for the simulated pairs.
+    /// The simulated pairs the catalogue lists now (see a pair's `from:` and `until:`).
+    pub fn listed(&self) -> Vec<&PairScenario> {
+        let elapsed = (self.clock.now() - self.started).num_milliseconds() as f64 / 1000.0 * self.speed;
+        let elapsed = elapsed.floor() as i64;
+        self.scenario.pairs.iter().filter(|p| p.listed_at(elapsed)).collect()
+    }
+
+    /// `GET /v3/services/supported_id_types?country=CC` in the provider's shape: no
+    /// authentication, one country per request.
+    fn supported_id_types(&self, query: Option<&str>) -> Response<Full<Bytes>> {
+        let country = query
+            .and_then(|q| reqwest::Url::parse(&format!("http://x/?{q}")).ok())
+            .and_then(|u| u.query_pairs().find(|(k, _)| k == "country").map(|(_, v)| v.into_owned()));
+        let Some(country) = country else {
+            return v3_error(StatusCode::BAD_REQUEST, "\"country\" is required");
+        };
+        let simulated = self.scenario.pairs.iter().any(|p| p.target.country.as_str() == country);
+        let known = country.parse::<Country>().is_ok_and(|c| catalog::has_country(&c));
+        if !simulated && !known {
+            return v3_error(StatusCode::BAD_REQUEST, "Invalid country");
+        }
+        let id_types: Vec<Value> = self
+            .listed()
+            .into_iter()
+            .filter(|p| p.target.country.as_str() == country)
+            .map(|p| {
+                let t = p.target.id_type.as_str();
+                json!({
+                    "country": country,
+                    "type": t,
+                    "label": t.replace('_', " "),
+                    "regex": "^[A-Za-z0-9-]{4,20}$",
+                    "required_fields": ["id_number", "first_name", "last_name"],
+                })
+            })
+            .collect();
+        json_response(StatusCode::OK, &json!({ "id_types": id_types }))
+    }
+
+    /// `/v1/services` in the provider's shape, for the simulated pairs listed now.
     fn services(&self) -> Value {
         let required = json!(["country", "id_type", "id_number", "user_id", "job_id"]);
         let mut id_types = serde_json::Map::new();
         let mut basic_kyc = serde_json::Map::new();
-        for p in &self.scenario.pairs {
+        for p in self.listed() {
             let (c, t) = (p.target.country.as_str(), p.target.id_type.as_str());
             let entry = id_types.entry(c).or_insert_with(|| json!({}));
             entry[t] = required.clone();

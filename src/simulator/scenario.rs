@@ -47,6 +47,11 @@ pub struct PairScenario {
     pub noise: f64,
     /// Misbehaviour of the endpoint itself.
     pub faults: Faults,
+    /// The catalogue lists the pair from this many simulated seconds after the simulator
+    /// started (`from:`)...
+    pub listed_from: i64,
+    /// ...until this many (`until:`), or for ever.
+    pub listed_until: Option<i64>,
 }
 
 /// Misbehaviour of the id_status endpoint for one pair.
@@ -156,6 +161,13 @@ impl PairScenario {
     }
 }
 
+impl PairScenario {
+    /// Whether the catalogue lists the pair `elapsed` simulated seconds after the start.
+    pub fn listed_at(&self, elapsed: i64) -> bool {
+        elapsed >= self.listed_from && self.listed_until.is_none_or(|u| elapsed < u)
+    }
+}
+
 impl Scenario {
     /// The built-in scenario.
     pub fn builtin() -> Scenario {
@@ -246,6 +258,24 @@ impl Scenario {
                 Some(o) => o.value.0.as_secs() as i64,
                 None => 0,
             };
+            let listed_from = match &p.from {
+                Some(f) if f.value.0 > LONGEST => {
+                    return Err(invalid(file, &f.referenced, "from: out of range; expected at most a year".into()));
+                }
+                Some(f) => f.value.0.as_secs() as i64,
+                None => 0,
+            };
+            let listed_until = match &p.until {
+                Some(u) if u.value.0 > LONGEST || u.value.0.as_secs() as i64 <= listed_from => {
+                    return Err(invalid(
+                        file,
+                        &u.referenced,
+                        "until: out of range; expected later than from and at most a year".into(),
+                    ));
+                }
+                Some(u) => Some(u.value.0.as_secs() as i64),
+                None => None,
+            };
             for id in p.id_types.value {
                 let target = Target::new(p.country.value, id.value);
                 if !seen.insert(target.clone()) {
@@ -255,7 +285,15 @@ impl Scenario {
                         format!("pairs: {} {} is listed twice", target.country, target.id_type),
                     ));
                 }
-                pairs.push(PairScenario { target, timeline: timeline.clone(), offset, noise, faults: faults.clone() });
+                pairs.push(PairScenario {
+                    target,
+                    timeline: timeline.clone(),
+                    offset,
+                    noise,
+                    faults: faults.clone(),
+                    listed_from,
+                    listed_until,
+                });
             }
         }
         Ok(Scenario { pairs })
@@ -290,6 +328,12 @@ struct RawPair {
     noise: Option<Spanned<f64>>,
     #[serde(default)]
     faults: Option<RawFaults>,
+    /// Simulated time after the start from which the catalogue lists the pair.
+    #[serde(default)]
+    from: Option<Spanned<HumanDuration>>,
+    /// Simulated time after the start from which the catalogue no longer lists it.
+    #[serde(default)]
+    until: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Deserialize)]
@@ -339,6 +383,18 @@ mod tests {
         assert_eq!((v.rate_10m_percent, v.state), (20.0, AuthorityState::Offline));
         // Windows -1 to 4: 20, 98, 98, 98, 98, 20.
         assert_eq!(v.rate_1h_percent, 72.0);
+    }
+
+    #[test]
+    fn from_and_until_bound_the_catalogue_listing() {
+        let text = ONE.replace("    timeline:", "    from: 30m\n    until: 2h\n    timeline:");
+        let p = Scenario::parse(&text, "s.yaml").unwrap().pairs.remove(0);
+        assert_eq!((p.listed_at(0), p.listed_at(1799), p.listed_at(1800)), (false, false, true));
+        assert_eq!((p.listed_at(7199), p.listed_at(7200)), (true, false));
+        assert!(Scenario::parse(ONE, "s.yaml").unwrap().pairs[0].listed_at(i64::MAX));
+        let bad = ONE.replace("    timeline:", "    from: 2h\n    until: 1h\n    timeline:");
+        let e = Scenario::parse(&bad, "s.yaml").unwrap_err().to_string();
+        assert!(e.starts_with("s.yaml:5:") && e.contains("until"), "{e}");
     }
 
     #[test]

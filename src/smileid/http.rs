@@ -96,6 +96,16 @@ impl Transport {
     /// less, and a wait that would not fit ends the poll with the last error (a
     /// `Retry-After` beyond the budget ends it as rate limited at once).
     pub async fn send(&self, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Response, PollError> {
+        self.send_capped(make, BODY_LIMIT).await
+    }
+
+    /// [`Transport::send`] with a body cap of `limit` bytes rather than [`BODY_LIMIT`] (the
+    /// provider's catalogue is tens of kilobytes).
+    pub async fn send_capped(
+        &self,
+        make: impl Fn() -> reqwest::RequestBuilder,
+        limit: usize,
+    ) -> Result<Response, PollError> {
         let began = tokio::time::Instant::now();
         let left = || self.retry.budget.saturating_sub(began.elapsed());
         let mut attempt = 0;
@@ -104,7 +114,7 @@ impl Transport {
             if timeout.is_zero() {
                 return Err(PollError::Timeout(self.retry.budget));
             }
-            let (result, retry_after) = self.send_once(make(), timeout).await;
+            let (result, retry_after) = self.send_once(make(), timeout, limit).await;
             match result {
                 Err(e) if e.is_transient() && attempt < self.retry.retries => {
                     let Some(wait) = self.retry.backoff(attempt, retry_after, left()) else {
@@ -123,12 +133,13 @@ impl Transport {
         &self,
         req: reqwest::RequestBuilder,
         timeout: Duration,
+        limit: usize,
     ) -> (Result<Response, PollError>, Option<Duration>) {
         let fut = async {
             let resp = req.send().await.map_err(transport_error)?;
             let status = resp.status().as_u16();
             let retry_after = parse_retry_after(resp.headers());
-            let body = read_capped(resp).await?;
+            let body = read_capped(resp, limit).await?;
             Ok::<_, PollError>((status, retry_after, body))
         };
         match tokio::time::timeout(timeout, fut).await {
@@ -154,14 +165,14 @@ fn too_long(e: PollError, retry_after: Option<Duration>) -> PollError {
     }
 }
 
-async fn read_capped(mut resp: reqwest::Response) -> Result<Bytes, PollError> {
-    if resp.content_length().is_some_and(|n| n > BODY_LIMIT as u64) {
-        return Err(PollError::InvalidResponse(format!("body larger than {} KiB", BODY_LIMIT / 1024)));
+async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Bytes, PollError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(PollError::InvalidResponse(format!("body larger than {} KiB", limit / 1024)));
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
-        if body.len() + chunk.len() > BODY_LIMIT {
-            return Err(PollError::InvalidResponse(format!("body larger than {} KiB", BODY_LIMIT / 1024)));
+        if body.len() + chunk.len() > limit {
+            return Err(PollError::InvalidResponse(format!("body larger than {} KiB", limit / 1024)));
         }
         body.extend_from_slice(&chunk);
     }

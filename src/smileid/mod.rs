@@ -4,6 +4,7 @@
 //! [`Observation`]; every failure becomes a [`PollError`] whose [`PollError::reason`] is
 //! one of the fixed [`FailureReason`] label values.
 
+pub mod catalogue;
 mod http;
 mod v2;
 mod v3;

@@ -71,6 +71,37 @@ t = Test('''Only replica a's key is refused (a stale secret on one pod); b polls
 t.expect('IdAuthExporterUnauthorized', [31, 44])
 T.append(t)
 
+
+def discovery_failing(age):
+    return ({'alertname': 'IdAuthExporterDiscoveryFailing', 'severity': 'warning', 'job': JOB}, {
+        'summary': "idauth-exporter: Smile ID's catalogue not read for %s" % hdur(age),
+        'description': "No replica of idauth-exporter has read Smile ID's catalogue (discovery) for %s. The pairs it last listed are still watched, but pairs the provider added since are not. Failures are counted in idauth_discovery_refreshes_total{result=\"failure\"}; the exporter log says why." % hdur(age),
+        'runbook_url': RB + 'idauthexporterdiscoveryfailing'})
+
+
+def discovery_series(instance, values):
+    return """      - series: 'idauth_discovery_last_success_timestamp_seconds{job="idauth-exporter",instance="%s"}'
+        values: '%s'
+""" % (instance, values)
+
+
+t = Test('''Discovery reads the catalogue every 6h; from 6h on, every read on both replicas fails (their
+last successes at 0m and 360m; b started at 5m). IdAuthExporterDiscoveryFailing (warning) fires
+once the newest success is more than a day old: after 1800m, not before.''',
+         [], p, 1830, extra_series=discovery_series('a:9877', '0x359 21600x1470')
+         + discovery_series('b:9877', '_x4 300x354 21600x1470'))
+t.expect('IdAuthExporterDiscoveryFailing', [360, 1000, 1799])
+for m in (1801, 1830):
+    t.expect('IdAuthExporterDiscoveryFailing', [m], discovery_failing(m * 60 - 21600))
+T.append(t)
+
+t = Test('''Only replica a cannot read the catalogue (from 6h on); b reads it every 6h: no alert, since the
+pairs b watches are current.''',
+         [], p, 1830, extra_series=discovery_series('a:9877', '0x359 21600x1470')
+         + discovery_series('b:9877', '0x359 21600x359 43200x359 64800x359 86400x359 108000x32'))
+t.expect('IdAuthExporterDiscoveryFailing', [1000, 1801, 1830])
+T.append(t)
+
 write(sys.argv[1], '''# promtool test rules tests/exporter.yaml (from deploy/prometheus)
 #
 # The exporter-level alerts: is anybody watching, and are the polls working? Series are
