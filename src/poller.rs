@@ -291,7 +291,7 @@ mod tests {
                 Ok(Observation {
                     state: AuthorityState::Online,
                     unrecognized_status: None,
-                    rate_10m: Some(1.0),
+                    rate_10m: Some(crate::model::Rate::ONE),
                     rate_1h: None,
                     last_checked: None,
                 })
@@ -321,7 +321,7 @@ mod tests {
                 Ok(Observation {
                     state: AuthorityState::Online,
                     unrecognized_status: None,
-                    rate_10m: Some(1.0),
+                    rate_10m: Some(crate::model::Rate::ONE),
                     rate_1h: None,
                     last_checked: None,
                 })

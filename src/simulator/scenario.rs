@@ -375,7 +375,7 @@ mod tests {
         assert_eq!(body["last_check_success_rate"], "20%");
         assert_eq!(body["last_checked"], "1970-01-01T00:50:00.000Z");
         let parsed = crate::smileid::parse_status_body(body.to_string().as_bytes()).unwrap();
-        assert_eq!(parsed.rate_10m, Some(0.2));
+        assert_eq!(parsed.rate_10m.map(|r| r.to_string()).as_deref(), Some("0.2"));
     }
 
     #[test]
