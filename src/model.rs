@@ -241,7 +241,7 @@ impl Rate {
     }
 
     fn normalised(mut units: u64, mut scale: u32) -> Rate {
-        while scale > 0 && units % 10 == 0 {
+        while scale > 0 && units.is_multiple_of(10) {
             units /= 10;
             scale -= 1;
         }
