@@ -122,7 +122,7 @@ mod tests {
         Observation {
             state,
             unrecognized_status: None,
-            rate_10m: Some(0.955),
+            rate_10m: crate::model::parse_rate("95.5%"),
             rate_1h: None,
             last_checked: Some(Utc::now() - chrono::TimeDelta::minutes(3)),
         }

@@ -97,7 +97,8 @@ pub async fn start(listen: &str, shutdown: CancellationToken) -> Result<Demo, Ap
         api_key: Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)),
         environment: Environment::Production,
     };
-    let scenario = scenario();
+    // From its beginning: the outage is on the page from the first poll, whenever one starts.
+    let scenario = scenario().starting_at(chrono::Utc::now(), SPEED);
     let sim = Simulator::new(scenario.clone(), account.clone(), SPEED, Arc::new(SystemClock));
     let bind_err = |source| AppError::Bind { address: "127.0.0.1:0".to_owned(), source };
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(bind_err)?;
@@ -131,18 +132,77 @@ pub async fn run(listen: Option<&str>, shutdown: CancellationToken) -> Result<()
     println!(
         "idauth-exporter demo: {} simulated ID authorities, simulated time {SPEED}x (a 10-minute window every {}s)\n\
          \n  landing page  http://{shown}/\n  metrics       http://{shown}/metrics\n  status (JSON) http://{shown}/api/v1/status\n  simulator     http://{}\n\
-         \nNG NIN_V2 goes offline for 20 simulated minutes of every hour (20 seconds of every minute);\n\
-         GH GHANA_CARD and KE KRA_PIN flap. The pairs come from the simulator's catalogue (discovery);\n\
-         {} {} joins it after {} simulated minutes and is polled at once. Ctrl-C stops.",
+         \n{}The pairs come from the simulator's catalogue (discovery): {} {} joins it after {} simulated\n\
+         minutes and is polled at once. Ctrl-C stops.",
         Scenario::builtin().pairs.len(),
         600.0 / SPEED,
         demo.simulator,
+        timeline_banner(&Scenario::builtin(), SPEED),
         ARRIVING.0,
         ARRIVING.1,
         ARRIVAL.as_secs() / 60,
     );
     let _ = demo.handle.await;
     Ok(())
+}
+
+/// When each pair changes state, in real time from the demo's start (one line a pair that
+/// changes), from the scenario itself so that the two never disagree.
+pub fn timeline_banner(scenario: &Scenario, speed: f64) -> String {
+    let real = |sim_secs: i64| {
+        let d = Duration::from_secs_f64(sim_secs as f64 / speed);
+        crate::config::fmt_duration(d).replace(' ', "")
+    };
+    let mut lines = Vec::new();
+    let mut steady = Vec::new();
+    for p in &scenario.pairs {
+        // Walk one cycle from where the pair starts, merging segments of the same state.
+        let total: i64 = p.timeline.iter().map(|(len, _)| len).sum::<i64>().max(1);
+        let mut spans: Vec<(crate::model::AuthorityState, i64)> = Vec::new();
+        let (mut t, mut pos) = (0, p.offset.rem_euclid(total));
+        while t < total {
+            let mut seg_start = 0;
+            for (len, ratio) in &p.timeline {
+                if pos < seg_start + len {
+                    let left = (seg_start + len - pos).min(total - t);
+                    let state = crate::model::AuthorityState::from_success_ratio(*ratio);
+                    if spans.last().is_none_or(|(s, _)| *s != state) {
+                        spans.push((state, t));
+                    }
+                    t += left;
+                    pos = (pos + left) % total;
+                    break;
+                }
+                seg_start += len;
+            }
+        }
+        if spans.len() > 1 {
+            let events: Vec<String> = spans
+                .iter()
+                .map(
+                    |(state, at)| {
+                        if *at == 0 { format!("{state} at once") } else { format!("{state} at {}", real(*at)) }
+                    },
+                )
+                .collect();
+            let name = format!("{} {}", p.target.country, p.target.id_type);
+            lines.push(format!("  {name:<16} {}; the same every {}\n", events.join(", "), real(total)));
+        } else {
+            steady.extend(spans.first().map(|(state, _)| *state));
+        }
+    }
+    let rest = match steady.first() {
+        Some(first) if steady.iter().all(|s| s == first) => {
+            format!("  the other {} pairs stay {first}\n", steady.len())
+        }
+        Some(_) => format!("  the other {} pairs do not change\n", steady.len()),
+        None => String::new(),
+    };
+    format!(
+        "What happens, from now (one simulated minute a second; the page and /metrics show each\n\
+         change within 10 s of the time given):\n{}{rest}\n",
+        lines.concat()
+    )
 }
 
 #[cfg(test)]
@@ -161,5 +221,35 @@ mod tests {
         assert!(c.discovery.refresh <= c.poll.schedule.period() * 3);
         let real_time = exporter_config("http://x", &account, 1.0, "127.0.0.1:0");
         assert_eq!(real_time.poll.schedule.as_str(), "1 */10 * * * *");
+    }
+
+    #[test]
+    fn the_banner_says_when_each_change_happens() {
+        let banner = timeline_banner(&Scenario::builtin(), SPEED);
+        for line in [
+            "  NG NIN_V2        offline at once, online at 1m30s; the same every 2m\n",
+            "  GH GHANA_CARD    online at once, interruption at 10s; the same every 20s\n",
+            "  KE KRA_PIN       online at once, interruption at 20s; the same every 30s\n",
+            "  ZA PHONE_NUMBER  online at once, interruption at 40s, online at 50s; the same every 1m\n",
+        ] {
+            assert!(banner.contains(line), "{line:?} in\n{banner}");
+        }
+        assert_eq!(banner.matches(" at once").count(), 4, "{banner}");
+        let steady = Scenario::builtin().pairs.len() - 4;
+        assert!(banner.contains(&format!("the other {steady} pairs stay online\n")), "{banner}");
+    }
+
+    #[test]
+    fn noise_never_moves_a_window_into_another_state() {
+        // Otherwise the banner's times would not be what the page shows.
+        use crate::model::AuthorityState;
+        for p in Scenario::builtin().pairs {
+            for (_, r) in &p.timeline {
+                let state = AuthorityState::from_success_ratio(*r);
+                for edge in [(r - p.noise - 0.001).max(0.0), (r + p.noise + 0.001).min(1.0)] {
+                    assert_eq!(AuthorityState::from_success_ratio(edge), state, "{} at {r}", p.target);
+                }
+            }
+        }
     }
 }

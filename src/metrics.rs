@@ -314,10 +314,10 @@ impl Metrics {
             if let Some(o) = &s.observation {
                 if s.is_fresh(now, max_age) {
                     if let Some(r) = o.rate_10m {
-                        self.rate_10m.with_label_values(&[c, i]).set(r);
+                        self.rate_10m.with_label_values(&[c, i]).set(r.as_f64());
                     }
                     if let Some(r) = o.rate_1h {
-                        self.rate_1h.with_label_values(&[c, i]).set(r);
+                        self.rate_1h.with_label_values(&[c, i]).set(r.as_f64());
                     }
                 }
                 if let Some(at) = o.last_checked {

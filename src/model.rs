@@ -199,22 +199,116 @@ pub struct Observation {
     /// `last_known_status` as sent, when it was not one we recognise (for logs).
     pub unrecognized_status: Option<String>,
     /// Success ratio (0..1) of the provider's last 10-minute window.
-    pub rate_10m: Option<f64>,
+    pub rate_10m: Option<Rate>,
     /// Success ratio (0..1) over the provider's last hour.
-    pub rate_1h: Option<f64>,
+    pub rate_1h: Option<Rate>,
     /// When the provider last checked the authority.
     pub last_checked: Option<DateTime<Utc>>,
 }
 
-/// Parses a provider rate such as `"16%"`, `"91.5%"` or `"16"` into a ratio.
+/// A success ratio from 0 to 1, held as the decimal the provider wrote (`"97.4%"` is
+/// exactly 0.974), so that every output can show it without binary floating-point noise.
+///
+/// The ratio is `units / 10^scale`, normalised (no trailing zero in `units`), so equal
+/// ratios compare equal.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rate {
+    units: u64,
+    scale: u32,
+}
+
+impl Rate {
+    /// 100%.
+    pub const ONE: Rate = Rate { units: 1, scale: 0 };
+    /// Percent decimals kept: far beyond any provider's precision, and small enough that
+    /// every rate has at most 13 significant digits, which an `f64` round-trips exactly.
+    const MAX_PERCENT_DECIMALS: u32 = 10;
+
+    /// The nearest `f64`, for arithmetic and thresholds. Its shortest decimal form (Rust's
+    /// `Display`, serde_json, the Prometheus encoder) is the exact decimal again, because
+    /// `units` and `10^scale` are both exact `f64`s and one division rounds correctly.
+    pub fn as_f64(self) -> f64 {
+        self.units as f64 / 10f64.powi(self.scale as i32)
+    }
+
+    /// As a percentage with exactly the provider's decimals: `97.4%`, `100%`, `0%`.
+    pub fn percent(self) -> String {
+        // Shift the decimal point two places right.
+        match self.scale.checked_sub(2) {
+            Some(scale) => format!("{}%", decimal(self.units, scale)),
+            None => format!("{}%", self.units * 10u64.pow(2 - self.scale)),
+        }
+    }
+
+    fn normalised(mut units: u64, mut scale: u32) -> Rate {
+        while scale > 0 && units.is_multiple_of(10) {
+            units /= 10;
+            scale -= 1;
+        }
+        if units == 0 {
+            scale = 0;
+        }
+        Rate { units, scale }
+    }
+}
+
+/// `units / 10^scale` in plain decimal.
+fn decimal(units: u64, scale: u32) -> String {
+    if scale == 0 {
+        return units.to_string();
+    }
+    let digits = format!("{units:0>width$}", width = scale as usize + 1);
+    let (int, frac) = digits.split_at(digits.len() - scale as usize);
+    format!("{int}.{frac}")
+}
+
+impl fmt::Display for Rate {
+    /// The ratio in plain decimal: `0.974`, `1`, `0`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&decimal(self.units, self.scale))
+    }
+}
+
+impl fmt::Debug for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Rate({self})")
+    }
+}
+
+impl Serialize for Rate {
+    /// A JSON number whose text is the exact decimal (see [`Rate::as_f64`]).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.as_f64())
+    }
+}
+
+/// Parses a provider rate such as `"16%"`, `"91.5%"` or `"16"` into a [`Rate`].
 ///
 /// A bare number is read as a percentage too, since the provider only ever speaks
-/// in percents. Empty, `N/A`, non-finite or out-of-range values give `None`.
-pub fn parse_rate(raw: &str) -> Option<f64> {
+/// in percents. The text is read as a decimal, never through a float: `"97.4%"` is
+/// 0.974 exactly. Empty, `N/A`, exponents, signs or out-of-range values give `None`;
+/// decimals beyond the tenth of a percent are rounded half up.
+pub fn parse_rate(raw: &str) -> Option<Rate> {
     let s = raw.trim();
     let s = s.strip_suffix('%').unwrap_or(s).trim_end();
-    let percent: f64 = s.parse().ok()?;
-    if percent.is_finite() && (0.0..=100.0).contains(&percent) { Some(percent / 100.0) } else { None }
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    if int.len() > 3 {
+        return None;
+    }
+    let kept = frac.len().min(Rate::MAX_PERCENT_DECIMALS as usize);
+    let digits = format!("{int}{}", &frac[..kept]);
+    let mut units: u64 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    if frac.as_bytes().get(kept).is_some_and(|d| *d >= b'5') {
+        units += 1;
+    }
+    // The percent's `kept` decimals, then two more for the shift from percent to ratio.
+    let rate = Rate::normalised(units, kept as u32 + 2);
+    (rate.units <= 10u64.pow(rate.scale)).then_some(rate)
 }
 
 /// Why a poll failed, as the `reason` label of `idauth_poll_failures_total` names it.
@@ -432,14 +526,55 @@ mod tests {
 
     #[test]
     fn rates_become_ratios() {
-        assert_eq!(parse_rate("16%"), Some(0.16));
-        assert_eq!(parse_rate("91.5%"), Some(0.915));
-        assert_eq!(parse_rate("0%"), Some(0.0));
-        assert_eq!(parse_rate("100%"), Some(1.0));
-        assert_eq!(parse_rate(" 42 % "), Some(0.42));
-        assert_eq!(parse_rate("42"), Some(0.42));
-        for bad in ["", "N/A", "%", "abc", "101%", "-1%", "NaN%", "inf"] {
-            assert_eq!(parse_rate(bad), None, "{bad}");
+        let r = |s| parse_rate(s).map(|r| r.to_string());
+        assert_eq!(r("16%").as_deref(), Some("0.16"));
+        assert_eq!(r("91.5%").as_deref(), Some("0.915"));
+        assert_eq!(r("0%").as_deref(), Some("0"));
+        assert_eq!(r("0.0%").as_deref(), Some("0"));
+        assert_eq!(r("100%").as_deref(), Some("1"));
+        assert_eq!(r("100.0%").as_deref(), Some("1"));
+        assert_eq!(r(" 42 % ").as_deref(), Some("0.42"));
+        assert_eq!(r("42").as_deref(), Some("0.42"));
+        assert_eq!(r("007.50%").as_deref(), Some("0.075"));
+        assert_eq!(r(".5%").as_deref(), Some("0.005"));
+        assert_eq!(r("5.%").as_deref(), Some("0.05"));
+        assert_eq!(r("0.01%").as_deref(), Some("0.0001"));
+        // Far past any real precision: rounded, never refused.
+        assert_eq!(r("12.345678901249%").as_deref(), Some("0.123456789012"));
+        assert_eq!(r("99.999999999999%").as_deref(), Some("1"));
+        for bad in ["", "N/A", "%", ".", "abc", "101%", "100.01%", "1000%", "-1%", "+1%", "1e2", "NaN%", "inf", "1 2%"]
+        {
+            assert_eq!(r(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rates_show_the_providers_value_exactly() {
+        // 97.4 / 100 in binary floating point is 0.9740000000000001: never seen here.
+        for (text, ratio, percent) in [
+            ("97.4%", "0.974", "97.4%"),
+            ("0.1%", "0.001", "0.1%"),
+            ("100%", "1", "100%"),
+            ("0%", "0", "0%"),
+            ("57.7%", "0.577", "57.7%"),
+            ("9.05%", "0.0905", "9.05%"),
+            ("10%", "0.1", "10%"),
+        ] {
+            let rate = parse_rate(text).unwrap();
+            assert_eq!(rate.to_string(), ratio);
+            assert_eq!(rate.percent(), percent);
+            assert_eq!(rate.as_f64().to_string(), ratio, "{text}");
+            assert_eq!(serde_json::to_string(&rate).unwrap().trim_end_matches(".0"), ratio, "{text}");
+        }
+    }
+
+    #[test]
+    fn every_tenth_of_a_percent_round_trips_through_f64() {
+        for tenths in 0..=1000u32 {
+            let text = format!("{}.{}%", tenths / 10, tenths % 10);
+            let rate = parse_rate(&text).unwrap();
+            assert_eq!(rate.as_f64().to_string(), rate.to_string(), "{text}");
+            assert_eq!(rate.percent(), text.replace(".0%", "%"));
         }
     }
 
@@ -467,7 +602,8 @@ mod tests {
         #[test]
         fn parse_rate_never_panics_and_stays_in_range(s in ".{0,40}") {
             if let Some(r) = parse_rate(&s) {
-                proptest::prop_assert!((0.0..=1.0).contains(&r));
+                proptest::prop_assert!((0.0..=1.0).contains(&r.as_f64()));
+                proptest::prop_assert_eq!(parse_rate(&r.percent()), Some(r));
             }
         }
 

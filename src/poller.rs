@@ -308,7 +308,7 @@ mod tests {
         Observation {
             state: AuthorityState::Online,
             unrecognized_status: None,
-            rate_10m: Some(1.0),
+            rate_10m: Some(crate::model::Rate::ONE),
             rate_1h: None,
             last_checked: None,
         }

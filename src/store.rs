@@ -167,8 +167,8 @@ mod tests {
         Observation {
             state: AuthorityState::Online,
             unrecognized_status: None,
-            rate_10m: Some(1.0),
-            rate_1h: Some(0.99),
+            rate_10m: Some(crate::model::Rate::ONE),
+            rate_1h: crate::model::parse_rate("99%"),
             last_checked: None,
         }
     }
@@ -192,7 +192,7 @@ mod tests {
         let stale = t0 + chrono::TimeDelta::minutes(31);
         assert!(!s.is_fresh(stale, max));
         assert_eq!(s.current_state(stale, max), AuthorityState::Unknown);
-        assert_eq!(s.observation.as_ref().unwrap().rate_10m, Some(1.0));
+        assert_eq!(s.observation.as_ref().unwrap().rate_10m, Some(crate::model::Rate::ONE));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::fmt_duration;
-use crate::model::{AuthorityState, Target};
+use crate::model::{AuthorityState, Rate, Target};
 use crate::server::html_escape;
 use crate::store::{CycleRecord, TargetStatus};
 
@@ -86,9 +86,9 @@ pub fn ago(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
     if secs >= 0 { format!("{} ago", fmt_duration(d)) } else { format!("in {}", fmt_duration(d)) }
 }
 
-/// A ratio as a percentage with one decimal, `-` when unknown.
-pub fn percent(r: Option<f64>) -> String {
-    r.map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0))
+/// A rate as the percentage the provider wrote, `-` when unknown.
+pub fn percent(r: Option<Rate>) -> String {
+    r.map_or("-".to_owned(), Rate::percent)
 }
 
 #[cfg(test)]
@@ -100,7 +100,8 @@ mod tests {
         let now = Utc::now();
         assert_eq!(ago(now, now - chrono::TimeDelta::minutes(12)), "12m ago");
         assert_eq!(ago(now, now + chrono::TimeDelta::seconds(3)), "in 3s");
-        assert_eq!(percent(Some(0.955)), "95.5%");
+        assert_eq!(percent(crate::model::parse_rate("95.5%")), "95.5%");
+        assert_eq!(percent(crate::model::parse_rate("97.45%")), "97.45%");
         assert_eq!(percent(None), "-");
     }
 }

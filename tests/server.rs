@@ -49,7 +49,7 @@ async fn landing_page_status_api_and_wrong_requests() {
     let page = page.text().await.unwrap();
     assert!(page.contains("href=\"/metrics\""), "{page}");
     assert!(!page.contains("http-equiv=\"refresh\""), "only the demo's page reloads itself");
-    assert!(page.contains("<td>KE</td><td>NATIONAL_ID</td><td class=\"offline\">offline</td><td>3.0%</td>"), "{page}");
+    assert!(page.contains("<td>KE</td><td>NATIONAL_ID</td><td class=\"offline\">offline</td><td>3%</td>"), "{page}");
     assert!(page.contains("<span class=\"online\">1 online</span> <span class=\"interruption\">0 interruption</span> <span class=\"offline\">1 offline</span> <span class=\"unknown\">0 unknown</span>"), "{page}");
 
     let status: serde_json::Value = ex.get("/api/v1/status").await.json().await.unwrap();

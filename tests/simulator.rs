@@ -629,3 +629,95 @@ async fn v3_supported_id_types_lists_the_country_in_the_provider_shape() {
     assert_eq!(get("?country=XX").await.0, 400);
     s.stop.cancel();
 }
+
+/// Decimals of a number as written: `97.4%` has 1, `0.974` 3, `1` none.
+fn decimals(text: &str) -> usize {
+    let n = text.trim_end_matches('%');
+    n.split_once('.').map_or(0, |(_, f)| f.len())
+}
+
+/// The value text of `name` for one pair in a Prometheus exposition, as written.
+fn exposed<'a>(metrics: &'a str, name: &str, t: &Target) -> Option<&'a str> {
+    let (country, id_type) = (format!("country=\"{}\"", t.country), format!("id_type=\"{}\"", t.id_type));
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&country) && l.contains(&id_type))
+        .and_then(|l| l.rsplit(' ').next())
+}
+
+/// Every rate the demo serves is the provider's, digit for digit: "97.4%" is 0.974 in
+/// /metrics and the status API and 97.4% on the page, never 0.9740000000000001, and no
+/// rate has more decimals than the provider sent.
+#[tokio::test]
+async fn the_demo_serves_every_rate_exactly_as_the_provider_wrote_it() {
+    let stop = CancellationToken::new();
+    let demo = idauth_exporter::demo::start("127.0.0.1:0", stop.clone()).await.unwrap();
+    let config = demo.app.config();
+    let key = config.smile_id.api_key.expose().to_owned();
+    let http = http();
+    let get = |path: &'static str| {
+        let http = http.clone();
+        async move { http.get(format!("http://{}{path}", demo.exporter)).send().await.unwrap().text().await.unwrap() }
+    };
+    let sim_url = format!("http://{}", demo.simulator);
+    let mut checked = 0;
+    'attempt: for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before: Value = serde_json::from_str(&get("/api/v1/status").await).unwrap();
+        let targets = before["targets"].as_array().unwrap().clone();
+        if targets.is_empty() || targets.iter().any(|t| t["observation"].is_null()) {
+            continue;
+        }
+        let (metrics, page) = (get("/metrics").await, get("/").await);
+        let after: Value = serde_json::from_str(&get("/api/v1/status").await).unwrap();
+        let observations =
+            |v: &Value| v["targets"].as_array().unwrap().iter().map(|t| t["observation"].clone()).collect::<Vec<_>>();
+        if observations(&before) != observations(&after) {
+            continue; // a poll landed in between
+        }
+        let mut rows = Vec::new();
+        for t in &targets {
+            let target = Target::new(
+                t["country"].as_str().unwrap().parse().unwrap(),
+                t["id_type"].as_str().unwrap().parse().unwrap(),
+            );
+            let (status, provider) =
+                post_v2(&sim_url, &signed_body(&key, "085", target.country.as_str(), target.id_type.as_str())).await;
+            assert_eq!(status, 200, "{provider}");
+            let at = |v: &Value| v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+            if at(&provider["last_checked"]) != at(&t["observation"]["last_checked"]) {
+                continue 'attempt; // the provider has moved on to the next window
+            }
+            rows.push((target, provider, t["observation"].clone()));
+        }
+        for (target, provider, observation) in &rows {
+            for (field, metric, sent) in [
+                ("rate_10m", "idauth_success_rate_10m", &provider["last_check_success_rate"]),
+                ("rate_1h", "idauth_success_rate_1h", &provider["last_hour_success_rate"]),
+            ] {
+                let sent = sent.as_str().unwrap();
+                let exact = idauth_exporter::model::parse_rate(sent).unwrap();
+                let what = format!("{target} {field}: the provider sent {sent}");
+                let served = exposed(&metrics, metric, target).unwrap_or_else(|| panic!("{what}; not in /metrics"));
+                assert_eq!(served, exact.to_string(), "{what}; /metrics says {served}");
+                assert!(decimals(served) <= decimals(sent) + 2, "{what}; /metrics says {served}");
+                let json = observation[field].to_string();
+                let json = json.strip_suffix(".0").unwrap_or(&json);
+                assert_eq!(json, exact.to_string(), "{what}; the status API says {json}");
+                assert!(decimals(json) <= decimals(sent) + 2, "{what}; the status API says {json}");
+                assert!(page.contains(&format!(">{sent}<")), "{what}; not on the page");
+            }
+        }
+        // Whatever the page's layout, no percentage on it is more precise than the provider's.
+        for word in page.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '%')) {
+            if word.ends_with('%') && word.len() > 1 {
+                assert!(decimals(word) <= 1, "the page shows {word}");
+            }
+        }
+        checked = rows.len();
+        break;
+    }
+    stop.cancel();
+    let _ = demo.handle.await;
+    assert_eq!(checked, Scenario::builtin().pairs.len(), "every pair's rates were compared with the provider's");
+}

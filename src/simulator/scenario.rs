@@ -299,6 +299,19 @@ impl Scenario {
         Ok(Scenario { pairs })
     }
 
+    /// The same scenario with every pair at its `offset` in the window the provider reports
+    /// at `start` (the last one complete then), instead of wherever the clock happens to
+    /// be: the demo tells its story from the beginning whenever it is started.
+    pub fn starting_at(mut self, start: DateTime<Utc>, speed: f64) -> Scenario {
+        let sim_secs = (start.timestamp_millis() as f64 / 1000.0 * speed).floor() as i64;
+        let first = (sim_secs.div_euclid(WINDOW_SECS) - 1) * WINDOW_SECS;
+        for p in &mut self.pairs {
+            let total: i64 = p.timeline.iter().map(|(len, _)| len).sum::<i64>().max(1);
+            p.offset = (p.offset - first).rem_euclid(total);
+        }
+        self
+    }
+
     /// The scenario of one pair.
     pub fn pair(&self, target: &Target) -> Option<&PairScenario> {
         self.pairs.iter().find(|p| p.target == *target)
@@ -431,7 +444,7 @@ mod tests {
         assert_eq!(body["last_check_success_rate"], "20%");
         assert_eq!(body["last_checked"], "1970-01-01T00:50:00.000Z");
         let parsed = crate::smileid::parse_status_body(body.to_string().as_bytes()).unwrap();
-        assert_eq!(parsed.rate_10m, Some(0.2));
+        assert_eq!(parsed.rate_10m.map(|r| r.to_string()).as_deref(), Some("0.2"));
     }
 
     #[test]
@@ -462,6 +475,24 @@ mod tests {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(f);
             Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+
+    #[test]
+    fn a_scenario_can_start_at_the_beginning_of_its_timelines() {
+        // ONE: 40 minutes at 98%, then 20 at 20%. At 60x a window passes every 10 s.
+        for into_window in 0..10 {
+            let start = at(1_795_686_600 + into_window);
+            let p = Scenario::parse(ONE, "s.yaml").unwrap().starting_at(start, 60.0).pairs.remove(0);
+            let rate = |after: i64| p.view_at(start + chrono::TimeDelta::seconds(after), 60.0).rate_10m_percent;
+            assert_eq!(rate(0), 98.0, "the first window reported is the timeline's first");
+            assert_eq!(rate(45), 20.0, "40 simulated minutes in, about 40 s later");
+            assert_eq!(rate(65), 98.0, "and again after the hour");
+        }
+        // Its own offset still counts: 40 minutes in is the outage.
+        let late = ONE.replace("    timeline:", "    offset: 40m\n    timeline:");
+        let start = at(1_795_686_605);
+        let p = Scenario::parse(&late, "s.yaml").unwrap().starting_at(start, 60.0).pairs.remove(0);
+        assert_eq!(p.view_at(start, 60.0).rate_10m_percent, 20.0);
     }
 
     #[test]

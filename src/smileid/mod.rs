@@ -227,7 +227,8 @@ pub fn parse_status_body(body: &[u8]) -> Result<Observation, PollError> {
     }
     let rate = |k: &str| match map.get(k) {
         Some(Value::String(s)) => parse_rate(s),
-        Some(Value::Number(n)) => n.as_f64().and_then(|p| parse_rate(&p.to_string())),
+        // serde_json writes a number back as it was sent (shortest form), so it is read as a decimal too.
+        Some(Value::Number(n)) => parse_rate(&n.to_string()),
         _ => None,
     };
     let rate_10m = rate("last_check_success_rate");
@@ -245,7 +246,7 @@ pub fn parse_status_body(body: &[u8]) -> Result<Observation, PollError> {
             AuthorityState::Unknown => (AuthorityState::Unknown, Some(clean_text(s))),
             known => (known, None),
         },
-        (None, Some(r)) => (AuthorityState::from_success_ratio(r), None),
+        (None, Some(r)) => (AuthorityState::from_success_ratio(r.as_f64()), None),
         (None, None) => {
             return Err(PollError::InvalidResponse(
                 "neither last_known_status nor last_check_success_rate is usable".to_owned(),

@@ -4,6 +4,11 @@ fn obs(body: &str) -> Observation {
     parse_status_body(body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
+/// The rate the provider's text stands for, to compare with.
+fn pct(text: &str) -> Option<crate::model::Rate> {
+    Some(crate::model::parse_rate(text).unwrap())
+}
+
 fn err(body: &str) -> PollError {
     parse_status_body(body.as_bytes()).unwrap_err()
 }
@@ -13,8 +18,8 @@ fn the_documented_body_parses() {
     let o = obs(r#"{"last_checked": "2023-06-13T09:50:04.596Z", "last_check_status": "failure",
         "last_hour_success_rate": "16%", "last_known_status": "offline", "last_check_success_rate": "0%"}"#);
     assert_eq!(o.state, AuthorityState::Offline);
-    assert_eq!(o.rate_10m, Some(0.0));
-    assert_eq!(o.rate_1h, Some(0.16));
+    assert_eq!(o.rate_10m.map(|r| r.to_string()).as_deref(), Some("0"));
+    assert_eq!(o.rate_1h.map(|r| r.to_string()).as_deref(), Some("0.16"));
     assert_eq!(o.last_checked.unwrap().timestamp_millis(), 1_686_649_804_596);
     assert_eq!(o.unrecognized_status, None);
 }
@@ -22,12 +27,16 @@ fn the_documented_body_parses() {
 #[test]
 fn odd_rate_shapes_are_survived() {
     let o = obs(r#"{"last_known_status":"online","last_check_success_rate":"91.5%","last_hour_success_rate":null}"#);
-    assert_eq!((o.state, o.rate_10m, o.rate_1h), (AuthorityState::Online, Some(0.915), None));
+    assert_eq!((o.state, o.rate_10m, o.rate_1h), (AuthorityState::Online, pct("91.5%"), None));
     let o =
         obs(r#"{"last_known_status":"interruption","last_check_success_rate":"N/A","last_hour_success_rate":"75"}"#);
-    assert_eq!((o.rate_10m, o.rate_1h), (None, Some(0.75)));
+    assert_eq!((o.rate_10m, o.rate_1h), (None, pct("75%")));
     let o = obs(r#"{"last_known_status":"online","last_check_success_rate":97,"last_hour_success_rate":""}"#);
-    assert_eq!((o.rate_10m, o.rate_1h), (Some(0.97), None));
+    assert_eq!((o.rate_10m, o.rate_1h), (pct("97%"), None));
+    // A JSON number is read as the decimal that was sent, not through a float.
+    let o = obs(r#"{"last_known_status":"online","last_check_success_rate":97.4,"last_hour_success_rate":"97.4%"}"#);
+    assert_eq!(o.rate_10m.unwrap().to_string(), "0.974");
+    assert_eq!(o.rate_1h.unwrap().to_string(), "0.974");
 }
 
 #[test]
@@ -45,7 +54,7 @@ fn unknown_status_is_unknown_and_remembered() {
     let o = obs(r#"{"last_known_status":"maintenance","last_check_success_rate":"100%"}"#);
     assert_eq!(o.state, AuthorityState::Unknown);
     assert_eq!(o.unrecognized_status.as_deref(), Some("maintenance"));
-    assert_eq!(o.rate_10m, Some(1.0));
+    assert_eq!(o.rate_10m, Some(crate::model::Rate::ONE));
 }
 
 #[test]
@@ -184,7 +193,7 @@ proptest::proptest! {
         });
         if let Ok(o) = parse_status_body(body.to_string().as_bytes()) {
             for r in [o.rate_10m, o.rate_1h].into_iter().flatten() {
-                proptest::prop_assert!((0.0..=1.0).contains(&r));
+                proptest::prop_assert!((0.0..=1.0).contains(&r.as_f64()));
             }
         }
     }
