@@ -185,18 +185,10 @@ pub(super) fn writer(
                 None => last_failure = Some(Instant::now()),
             }
         }
-        if let Some(d) = &db {
-            if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
-                let cutoff = Utc::now() - retention;
-                match d.drop_before(cutoff) {
-                    Ok(()) => last_retention = Some(Instant::now()),
-                    Err(e) => {
-                        metrics.error("retention");
-                        tracing::warn!(error = %e, "history: cannot drop old points");
-                    }
-                }
-            }
-            if !pending.is_empty() {
+        if let Some(d) = &db
+            && !pending.is_empty()
+        {
+            {
                 match d.write(&pending) {
                     Ok(()) => pending.clear(),
                     Err(e) => {
@@ -207,6 +199,18 @@ pub(super) fn writer(
                         db = None;
                         last_failure = Some(Instant::now());
                     }
+                }
+            }
+        }
+        if let Some(d) = &db
+            && last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY)
+        {
+            let cutoff = Utc::now() - retention;
+            match d.drop_before(cutoff) {
+                Ok(()) => last_retention = Some(Instant::now()),
+                Err(e) => {
+                    metrics.error("retention");
+                    tracing::warn!(error = %e, "history: cannot drop old points");
                 }
             }
         }

@@ -85,6 +85,7 @@ pub struct History {
     memory: RwLock<BTreeMap<Target, VecDeque<Point>>>,
     retention: TimeDelta,
     writer: Option<SyncSender<Message>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     metrics: HistoryMetrics,
     path: Option<PathBuf>,
 }
@@ -103,6 +104,7 @@ impl History {
             memory: RwLock::new(BTreeMap::new()),
             retention: TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX),
             writer: None,
+            thread: None,
             metrics,
             path: None,
         }
@@ -148,7 +150,10 @@ impl History {
             .name("history-writer".into())
             .spawn(move || disk::writer(db, dir_of(&path), path, rx, retention, metrics));
         match spawned {
-            Ok(_) => history.writer = Some(tx),
+            Ok(thread) => {
+                history.writer = Some(tx);
+                history.thread = Some(thread);
+            }
             Err(e) => {
                 history.metrics.error("open");
                 history.metrics.set_persisting(false);
@@ -188,8 +193,8 @@ impl History {
         }
     }
 
-    /// Waits (up to `timeout`) until everything appended so far has been handed to the
-    /// database; returns whether it was. For tests and shutdown.
+    /// Waits (up to `timeout`) until the writer has dealt with everything appended so far
+    /// (written it, or kept it pending while the store fails); returns whether it has.
     pub fn flush(&self, timeout: Duration) -> bool {
         let Some(tx) = &self.writer else { return true };
         let (done, wait) = mpsc::channel();
@@ -218,6 +223,17 @@ impl History {
     /// Whether results reach the database.
     pub fn is_persisting(&self) -> bool {
         self.metrics.persisting()
+    }
+}
+
+impl Drop for History {
+    /// Lets the writer finish what is queued and close the database, so that it can be
+    /// opened again at once (by a test, or a restart in the same process).
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

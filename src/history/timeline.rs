@@ -172,3 +172,103 @@ pub fn cells(points: &[Point], now: DateTime<Utc>, n: usize, valid: TimeDelta) -
     }
     cells
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: TimeDelta = TimeDelta::minutes(15);
+
+    fn t(h: i64, m: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600 + h * 3600 + m * 60, 0).unwrap()
+    }
+
+    fn ok(at: DateTime<Utc>, state: AuthorityState, rate: f64) -> Point {
+        Point { time: at, ok: true, state, rate_10m: Some(rate), rate_1h: Some(rate), last_checked: None }
+    }
+
+    use AuthorityState::{Interruption, Offline, Online, Unknown};
+
+    #[test]
+    fn gaps_and_restarts_are_unknown_and_leave_the_ratio_alone() {
+        // 00:00 online, 00:10 offline, 00:20 online; the exporter is down from 00:35 (the
+        // last state is valid 15 min) until a restart at 01:00; 01:10 interruption.
+        let points = [
+            ok(t(0, 0), Online, 1.0),
+            ok(t(0, 10), Offline, 0.2),
+            ok(t(0, 20), Online, 1.0),
+            ok(t(1, 0), Online, 1.0),
+            ok(t(1, 10), Interruption, 0.8),
+        ];
+        let segs = segments(&points, t(0, 0), t(1, 20), VALID);
+        let expected = [
+            (t(0, 0), t(0, 10), Online),
+            (t(0, 10), t(0, 20), Offline),
+            (t(0, 20), t(0, 35), Online),
+            (t(0, 35), t(1, 0), Unknown),
+            (t(1, 0), t(1, 10), Online),
+            (t(1, 10), t(1, 20), Interruption),
+        ];
+        assert_eq!(segs, expected.map(|(start, end, state)| Segment { start, end, state }));
+        let u = uptime(&points, t(0, 0), t(1, 20), VALID);
+        // Online 10 + 15 + 10 min; offline 10; interruption 10; unknown 25.
+        assert_eq!(
+            (u.online_seconds, u.offline_seconds, u.interruption_seconds, u.unknown_seconds),
+            (2100, 600, 600, 1500)
+        );
+        assert_eq!(u.ratio, Some(2100.0 / 3300.0));
+        // A window starting inside a segment counts only its part: 00:05-00:15 is 5 online, 5 offline.
+        assert_eq!(uptime(&points, t(0, 5), t(0, 15), VALID).ratio, Some(0.5));
+    }
+
+    #[test]
+    fn failed_polls_let_the_state_go_stale_and_unknown_is_not_down() {
+        let failed = |at| Point { ok: false, ..ok(at, Unknown, 0.0) };
+        let points = [
+            ok(t(0, 0), Online, 1.0),
+            failed(t(0, 5)),
+            failed(t(0, 10)),
+            failed(t(0, 20)),
+            // The provider itself says something we do not know: unknown, not down.
+            ok(t(0, 30), Unknown, 0.5),
+        ];
+        let u = uptime(&points, t(0, 0), t(0, 40), VALID);
+        assert_eq!((u.online_seconds, u.unknown_seconds, u.offline_seconds), (900, 1500, 0));
+        assert_eq!(u.ratio, Some(1.0));
+        assert_eq!(uptime(&[], t(0, 0), t(1, 0), VALID), Uptime { unknown_seconds: 3600, ..Uptime::default() });
+        assert_eq!(uptime(&points[1..4], t(0, 0), t(1, 0), VALID).ratio, None, "failed polls alone know nothing");
+    }
+
+    #[test]
+    fn since_is_the_start_of_the_current_run_across_a_short_restart_only() {
+        let points = [
+            ok(t(0, 0), Online, 1.0),
+            ok(t(0, 10), Online, 1.0),
+            ok(t(0, 20), Offline, 0.1),
+            ok(t(0, 30), Offline, 0.1),
+        ];
+        assert_eq!(since(&points, t(0, 35), VALID, Offline), Some(t(0, 20)));
+        assert_eq!(since(&points[..2], t(0, 12), VALID, Online), Some(t(0, 0)));
+        // A restart within the validity keeps the run; after a gap the run starts again.
+        let short = [ok(t(0, 0), Online, 1.0), ok(t(0, 10), Online, 1.0), ok(t(0, 24), Online, 1.0)];
+        assert_eq!(since(&short, t(0, 25), VALID, Online), Some(t(0, 0)));
+        let long = [ok(t(0, 0), Online, 1.0), ok(t(1, 0), Online, 1.0)];
+        assert_eq!(since(&long, t(1, 5), VALID, Online), Some(t(1, 0)));
+        // Stale now: the history's unknown began when the last state ran out.
+        assert_eq!(since(&long, t(1, 40), VALID, Unknown), Some(t(1, 15)));
+        assert_eq!(since(&long, t(1, 5), VALID, Offline), None, "the live state disagrees");
+        assert_eq!(since(&[], t(1, 5), VALID, Unknown), None);
+    }
+
+    #[test]
+    fn cells_show_the_worst_state_and_lowest_rates_of_each_window() {
+        let points = [ok(t(0, 40), Online, 0.99), ok(t(0, 45), Offline, 0.2), ok(t(0, 50), Online, 0.97)];
+        let c = cells(&points, t(1, 5), 4, VALID);
+        assert_eq!(c.iter().map(|c| c.start).collect::<Vec<_>>(), [t(0, 30), t(0, 40), t(0, 50), t(1, 0)]);
+        assert_eq!(c.iter().map(|c| c.state).collect::<Vec<_>>(), [Unknown, Offline, Online, Online]);
+        assert_eq!((c[1].min_rate_10m, c[2].min_rate_10m, c[3].min_rate_10m), (Some(0.2), Some(0.97), None));
+        assert_eq!(cells(&[], t(1, 5), CELLS_OF_A_DAY, VALID).len(), 144);
+    }
+
+    const CELLS_OF_A_DAY: usize = 144;
+}

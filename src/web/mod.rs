@@ -315,3 +315,28 @@ pub fn history_json(
     })
     .to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(for_duration(TimeDelta::minutes(130)), "2 h 10 min");
+        assert_eq!(for_duration(TimeDelta::seconds(45)), "45 s");
+        assert_eq!(for_duration(TimeDelta::minutes(60)), "1 h");
+        assert_eq!(for_duration(TimeDelta::hours(76)), "3 d 4 h");
+        assert_eq!(for_duration(TimeDelta::days(2)), "2 d");
+    }
+
+    #[test]
+    fn not_online_comes_first_offline_then_unknown_then_interruption() {
+        let mut states =
+            [AuthorityState::Online, AuthorityState::Interruption, AuthorityState::Unknown, AuthorityState::Offline];
+        states.sort_by_key(|s| rank(*s));
+        assert_eq!(
+            states,
+            [AuthorityState::Offline, AuthorityState::Unknown, AuthorityState::Interruption, AuthorityState::Online]
+        );
+    }
+}
