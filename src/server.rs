@@ -495,6 +495,7 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<By
             None => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
         },
         "/ui/status.js" if read => text(StatusCode::OK, "text/javascript; charset=utf-8", crate::web::SCRIPT),
+        "/ui/icon.svg" if read => text(StatusCode::OK, "image/svg+xml", crate::web::ICON),
         "/ui/status.css" if read => text(StatusCode::OK, "text/css; charset=utf-8", crate::web::STYLE),
         "/api/v1/history" if read => match routes.history_json(req.uri().query().unwrap_or("")) {
             Ok(json) => text(StatusCode::OK, "application/json", json),
@@ -506,7 +507,7 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<By
             landing_page(&routes.landing_status(), routes.landing_refresh()),
         ),
         "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/status" | "/" | "/api/v1/history" | "/ui/status"
-        | "/ui/status.js" | "/ui/status.css" => not_allowed("GET, HEAD"),
+        | "/ui/status.js" | "/ui/status.css" | "/ui/icon.svg" => not_allowed("GET, HEAD"),
         "/-/reload" => not_allowed("POST, PUT"),
         _ => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
     };

@@ -19,6 +19,8 @@ use crate::views::percent;
 pub const SCRIPT: &str = include_str!("status.js");
 /// The page's style.
 pub const STYLE: &str = include_str!("status.css");
+/// The page's icon (a status dot), so that browsers do not ask for a missing favicon.ico.
+pub const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><circle cx=\"8\" cy=\"8\" r=\"7\" fill=\"#1a7f37\"/></svg>";
 /// Nothing but same-origin script, style and fetches; no inline code, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -232,7 +234,7 @@ pub fn page(fragment: &str, refresh_seconds: u64) -> String {
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>ID authority status · idauth-exporter</title>
-<link rel="stylesheet" href="/ui/status.css"><script src="/ui/status.js" defer></script></head>
+<link rel="icon" href="/ui/icon.svg" type="image/svg+xml"><link rel="stylesheet" href="/ui/status.css"><script src="/ui/status.js" defer></script></head>
 <body>
 <header><h1>ID authority status</h1>
 <nav><a href="/metrics">Metrics</a> · <a href="/api/v1/status">Status (JSON)</a> · <a href="/api/v1/history?country=NG&amp;id_type=BVN&amp;range=24h">History (JSON)</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></nav></header>
