@@ -93,7 +93,8 @@ impl Disk {
     pub(super) fn open(dir: &Path, path: &Path, metrics: &HistoryMetrics) -> Option<Disk> {
         let opened = std::fs::create_dir_all(dir)
             .map_err(redb::Error::Io)
-            .and_then(|()| Database::create(path).map_err(redb::Error::from))
+            // A small cache: the whole store is a few MiB, and memory limits are tight.
+            .and_then(|()| Database::builder().set_cache_size(16 << 20).create(path).map_err(redb::Error::from))
             .and_then(|db| {
                 // Creating the table at once proves the file writable.
                 let tx = db.begin_write()?;

@@ -65,7 +65,7 @@ impl Point {
 
     /// The observation it records, for a successful poll.
     pub fn observation(&self) -> Option<Observation> {
-        self.ok.then(|| Observation {
+        self.ok.then_some(Observation {
             state: self.state,
             unrecognized_status: None,
             rate_10m: self.rate_10m,

@@ -137,7 +137,7 @@ fn clock(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 fn uptime_text(u: &Uptime) -> String {
     u.ratio.map_or("no data".to_owned(), |r| {
         let p = r * 100.0;
-        if p < 100.0 && p >= 99.995 { "99.99%".to_owned() } else { format!("{p:.2}%") }
+        if (99.995..100.0).contains(&p) { "99.99%".to_owned() } else { format!("{p:.2}%") }
     })
 }
 
