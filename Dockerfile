@@ -3,7 +3,7 @@
 #   docker build -t idauth-exporter .
 #   docker run -p 9877:9877 idauth-exporter demo --web.listen-address=0.0.0.0:9877
 # With an account: mount config.yaml at /etc/idauth-exporter/config.yaml and the API key
-# at /run/secrets/smile_id_api_key.
+# at /run/secrets/smile_id_api_key; keep history with -v idauth-history:/var/lib/idauth-exporter.
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
@@ -16,7 +16,8 @@ COPY scenarios ./scenarios
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked \
-    && cp target/release/idauth-exporter /idauth-exporter
+    && cp target/release/idauth-exporter /idauth-exporter \
+    && mkdir -p /state
 
 # glibc and libgcc, nothing else: no shell, no package manager. User 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
@@ -31,9 +32,12 @@ LABEL org.opencontainers.image.title="idauth-exporter" \
       org.opencontainers.image.documentation="https://github.com/idauth-exporter/idauth-exporter/blob/main/README.md"
 COPY --from=build /idauth-exporter /usr/local/bin/idauth-exporter
 COPY config.example.yaml /etc/idauth-exporter/config.yaml
+# The history of the status page: a volume, owned by the user (no shell here to chown).
+COPY --from=build --chown=65532:65532 /state /var/lib/idauth-exporter
+VOLUME ["/var/lib/idauth-exporter"]
 # The API key is read from $CREDENTIALS_DIRECTORY/smile_id_api_key: mount it there.
 ENV CREDENTIALS_DIRECTORY=/run/secrets
 USER 65532:65532
 EXPOSE 9877
 ENTRYPOINT ["/usr/local/bin/idauth-exporter"]
-CMD ["--config.file=/etc/idauth-exporter/config.yaml"]
+CMD ["--config.file=/etc/idauth-exporter/config.yaml", "--storage.path=/var/lib/idauth-exporter"]

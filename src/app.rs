@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigError, Loaded};
 use crate::discovery::{self, Discovery};
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::poller::{PollSettings, Poller};
 use crate::scheduler::{Scheduler, SchedulerError};
@@ -23,6 +24,7 @@ use crate::server::{self, Routes};
 use crate::smileid;
 use crate::store::Store;
 use crate::views;
+use crate::web;
 use crate::webconfig::{self, WebConfig};
 
 /// The git revision this binary was built from.
@@ -61,6 +63,10 @@ pub struct DaemonOptions {
     pub web_config_file: Option<PathBuf>,
     /// `--web.max-connections`.
     pub max_connections: usize,
+    /// `--storage.path`: the directory of the history store.
+    pub storage_path: PathBuf,
+    /// `--storage.retention`: how long history is kept.
+    pub storage_retention: std::time::Duration,
 }
 
 /// Why a reload failed; the running configuration stays.
@@ -203,6 +209,20 @@ impl App {
         Ok(())
     }
 
+    /// Keeps history in `history` (before [`App::start`]; otherwise in memory), and restores
+    /// each pair's last state from it.
+    pub fn use_history(&self, history: History) {
+        self.store.attach_history(Arc::new(history));
+    }
+
+    /// A history store for this exporter's metrics: `dir` on disk, or memory only.
+    pub fn open_history(&self, dir: Option<&Path>, retention: std::time::Duration) -> History {
+        match dir {
+            Some(dir) => History::open(dir, retention, self.metrics.history(), Utc::now()),
+            None => History::in_memory(retention, self.metrics.history()),
+        }
+    }
+
     /// Makes the landing page reload itself every `seconds` (for the demo).
     pub fn refresh_landing_page_every(&self, seconds: u64) {
         self.landing_refresh.store(seconds, Ordering::Relaxed);
@@ -296,6 +316,9 @@ impl App {
         let listener = server::bind(listen_address).await.map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
 
+        if self.store.history().is_none() {
+            self.use_history(self.open_history(None, crate::history::DEFAULT_RETENTION));
+        }
         let first = self.clone();
         self.poller.spawn(async move {
             first.run_cycle(false).await;
@@ -374,6 +397,9 @@ impl App {
             }
             // Polls in flight are cancelled, not awaited to their end.
             app.poller.shutdown().await;
+            if let Some(h) = app.store.history().cloned() {
+                let _ = tokio::task::spawn_blocking(move || h.flush(std::time::Duration::from_secs(5))).await;
+            }
         });
         Ok((local, handle))
     }
@@ -398,6 +424,7 @@ pub async fn run_daemon(opts: DaemonOptions, shutdown: CancellationToken) -> Res
     if let Some(path) = &opts.web_config_file {
         app.use_web_config(path)?;
     }
+    app.use_history(app.open_history(Some(&opts.storage_path), opts.storage_retention));
     let (_, handle) = app.start(&listen, shutdown).await?;
     let _ = handle.await;
     tracing::info!("stopped");
@@ -426,13 +453,38 @@ impl Routes for App {
 
     fn status_json(&self) -> String {
         let last_cycle = self.store.last_cycle();
-        views::status_json(
-            &self.store.snapshot(),
-            last_cycle.as_ref(),
-            self.is_ready(),
-            Utc::now(),
-            self.max_data_age(),
-        )
+        let (snapshot, now, max_age) = (self.store.snapshot(), Utc::now(), self.max_data_age());
+        let since: Vec<_> = snapshot
+            .iter()
+            .map(|(t, s)| {
+                self.store.history().and_then(|h| web::since(h, t, s.current_state(now, max_age), now, max_age))
+            })
+            .collect();
+        views::status_json(&snapshot, &since, last_cycle.as_ref(), self.is_ready(), now, max_age)
+    }
+
+    fn status_page(&self) -> Option<String> {
+        let refresh = self.landing_refresh().unwrap_or(30);
+        Some(web::page(&self.status_fragment()?, refresh))
+    }
+
+    fn status_fragment(&self) -> Option<String> {
+        let history = self.store.history()?;
+        let now = Utc::now();
+        Some(web::status_fragment(&web::pair_views(&self.store.snapshot(), history, now, self.max_data_age()), now))
+    }
+
+    fn history_json(&self, query: &str) -> Result<String, (hyper::StatusCode, String)> {
+        let Some(history) = self.store.history() else {
+            return Err((hyper::StatusCode::SERVICE_UNAVAILABLE, "history is not started yet\n".to_owned()));
+        };
+        web::history_json(query, &self.store.snapshot(), history, Utc::now(), self.max_data_age()).map_err(|e| {
+            let status = match e {
+                web::HistoryQueryError::BadRequest(_) => hyper::StatusCode::BAD_REQUEST,
+                web::HistoryQueryError::NotWatched(_) => hyper::StatusCode::NOT_FOUND,
+            };
+            (status, format!("{e}\n"))
+        })
     }
 
     fn landing_status(&self) -> String {

@@ -36,6 +36,14 @@ pub struct Cli {
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Directory of the history store (state, since and history survive restarts).
+    #[arg(long = "storage.path", value_name = "DIR", default_value = "data/")]
+    pub storage_path: PathBuf,
+
+    /// How long history is kept (e.g. 30d, 90d).
+    #[arg(long = "storage.retention", value_name = "DURATION", default_value = "30d", value_parser = parse_retention)]
+    pub storage_retention: std::time::Duration,
+
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info, global = true)]
     pub log_level: LogLevel,
@@ -47,6 +55,14 @@ pub struct Cli {
     /// What to do instead of running the exporter.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (expected a duration such as 30d)"))?;
+    if d < std::time::Duration::from_secs(86_400) {
+        return Err("expected at least 1d: the status page shows 24 hours".to_owned());
+    }
+    Ok(d)
 }
 
 /// The subcommands.

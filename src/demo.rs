@@ -14,6 +14,8 @@ use crate::app::{App, AppError};
 use crate::config::{
     ApiFlavor, Config, DiscoveryConfig, Environment, Loaded, PollConfig, Schedule, SmileIdConfig, WebConfig,
 };
+use crate::history::{History, Point};
+use crate::model::{Observation, Rate};
 use crate::secret::Secret;
 use crate::server;
 use crate::simulator::{Account, Scenario, Simulator, SystemClock};
@@ -107,6 +109,11 @@ pub async fn start(listen: &str, shutdown: CancellationToken) -> Result<Demo, Ap
 
     let config = exporter_config(&format!("http://{simulator}"), &account, SPEED, listen);
     let app = App::new(None, Loaded { config, warnings: Vec::new() })?;
+    // The status page shows days of history from the first second: the past is the
+    // scenario played at real speed, one poll per 10-minute window, in memory only.
+    let history = app.open_history(None, crate::history::DEFAULT_RETENTION);
+    seed_history(&history, &scenario, chrono::Utc::now(), crate::history::DEFAULT_RETENTION);
+    app.use_history(history);
     // A window passes every 10 seconds: the page follows without a finger on F5.
     app.refresh_landing_page_every((600.0 / SPEED).ceil().max(5.0) as u64);
     let (exporter, exporter_task) = app.start(listen, shutdown).await?;
@@ -115,6 +122,28 @@ pub async fn start(listen: &str, shutdown: CancellationToken) -> Result<Demo, Ap
         let _ = sim_task.await;
     });
     Ok(Demo { exporter, simulator, app, handle })
+}
+
+/// Fills `history` with what polling `scenario` (at real speed) every 10 minutes over the
+/// `span` before `now` would have recorded.
+pub fn seed_history(history: &History, scenario: &Scenario, now: chrono::DateTime<chrono::Utc>, span: Duration) {
+    let step = chrono::TimeDelta::minutes(10);
+    let start = now - chrono::TimeDelta::from_std(span).unwrap_or(chrono::TimeDelta::days(30));
+    for pair in &scenario.pairs {
+        let mut at = start;
+        while at < now {
+            let v = pair.view_at(at, 1.0);
+            let o = Observation {
+                state: v.state,
+                unrecognized_status: None,
+                rate_10m: Rate::from_f64(v.rate_10m_percent / 100.0),
+                rate_1h: Rate::from_f64(v.rate_1h_percent / 100.0),
+                last_checked: Some(v.last_checked),
+            };
+            history.append(&pair.target, Point::observed(at, &o));
+            at += step;
+        }
+    }
 }
 
 /// Runs the demo until `shutdown` is cancelled, telling the person where to look.

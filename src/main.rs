@@ -81,6 +81,8 @@ async fn daemon(cli: &Cli) -> anyhow::Result<()> {
         listen_address: cli.listen_address.clone(),
         web_config_file: cli.web_config_file.clone(),
         max_connections: cli.max_connections as usize,
+        storage_path: cli.storage_path.clone(),
+        storage_retention: cli.storage_retention,
     };
     app::run_daemon(opts, shutdown).await.context("idauth-exporter cannot run")
 }

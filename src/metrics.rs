@@ -43,6 +43,7 @@ pub struct Metrics {
     state_since: GaugeVec,
     connections: ConnectionMetrics,
     tls_expiry: GaugeVec,
+    history: HistoryMetrics,
     /// Serialises refresh-and-encode, so two scrapes never interleave a reset; holds each
     /// pair's state at the last scrape and since when it has been shown.
     scrape: Mutex<HashMap<Target, (AuthorityState, DateTime<Utc>)>>,
@@ -191,6 +192,8 @@ impl Metrics {
         for c in collectors {
             registry.register(c).expect("metric names are unique");
         }
+        let history = HistoryMetrics::default();
+        history.register(&registry);
         Metrics {
             registry,
             rate_10m,
@@ -211,6 +214,7 @@ impl Metrics {
             state_since,
             connections,
             tls_expiry,
+            history,
             scrape: Mutex::new(HashMap::new()),
         }
     }
@@ -221,6 +225,11 @@ impl Metrics {
         if let Some((file, at)) = certificate {
             self.tls_expiry.with_label_values(&[file.as_str()]).set(unix(DateTime::<Utc>::from(at)));
         }
+    }
+
+    /// The history store's metrics, registered here.
+    pub fn history(&self) -> HistoryMetrics {
+        self.history.clone()
     }
 
     /// The HTTP server's connection metrics, registered here.
@@ -391,6 +400,70 @@ impl Default for ConnectionMetrics {
         }
         let open = IntGauge::new("idauth_http_connections_open", "HTTP connections open now.").expect("valid metric");
         ConnectionMetrics { refused, open }
+    }
+}
+
+/// The history store's health (`--storage.path`): errors by operation, and whether poll
+/// results reach the disk (0: kept in memory only). Clones share the same series.
+#[derive(Clone, Debug)]
+pub struct HistoryMetrics {
+    errors: IntCounterVec,
+    persisting: IntGauge,
+}
+
+impl HistoryMetrics {
+    /// The `operation` label values.
+    pub const OPERATIONS: [&'static str; 4] = ["open", "read", "write", "retention"];
+
+    /// Counts one failed `operation`, one of [`Self::OPERATIONS`].
+    pub fn error(&self, operation: &str) {
+        self.errors.with_label_values(&[operation]).inc();
+    }
+
+    /// How many `operation`s failed.
+    pub fn errors_total(&self, operation: &str) -> u64 {
+        self.errors.with_label_values(&[operation]).get()
+    }
+
+    /// Sets whether results reach the disk.
+    pub fn set_persisting(&self, yes: bool) {
+        self.persisting.set(i64::from(yes));
+    }
+
+    /// Whether results reach the disk.
+    pub fn persisting(&self) -> bool {
+        self.persisting.get() == 1
+    }
+
+    fn register(&self, registry: &Registry) {
+        for c in
+            [Box::new(self.errors.clone()) as Box<dyn prometheus::core::Collector>, Box::new(self.persisting.clone())]
+        {
+            registry.register(c).expect("metric names are unique");
+        }
+    }
+}
+
+impl Default for HistoryMetrics {
+    fn default() -> Self {
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "idauth_history_storage_errors_total",
+                "Failures of the history store (--storage.path), by operation: open, read, write, retention. \
+                 History is then kept in memory only until the store works again.",
+            ),
+            &["operation"],
+        )
+        .expect("valid metric");
+        for op in Self::OPERATIONS {
+            errors.with_label_values(&[op]);
+        }
+        let persisting = IntGauge::new(
+            "idauth_history_storage_persisting",
+            "Whether poll results are being written to the history store (1) or kept in memory only (0).",
+        )
+        .expect("valid metric");
+        HistoryMetrics { errors, persisting }
     }
 }
 

@@ -231,6 +231,18 @@ impl Rate {
         self.units as f64 / 10f64.powi(self.scale as i32)
     }
 
+    /// The rate nearest `x` with at most 12 decimals (a round trip of [`Rate::as_f64`]
+    /// gives the same rate back); `None` outside 0 to 1 or for NaN.
+    pub fn from_f64(x: f64) -> Option<Rate> {
+        if !(0.0..=1.0).contains(&x) {
+            return None;
+        }
+        let text = format!("{x:.12}");
+        let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+        let units: u64 = format!("{int}{frac}").parse().ok()?;
+        Some(Rate::normalised(units, frac.len() as u32))
+    }
+
     /// As a percentage with exactly the provider's decimals: `97.4%`, `100%`, `0%`.
     pub fn percent(self) -> String {
         // Shift the decimal point two places right.
@@ -499,6 +511,24 @@ impl Default for TokioClock {
 impl Clock for TokioClock {
     fn now(&self) -> DateTime<Utc> {
         self.origin + chrono::TimeDelta::from_std(self.start.elapsed()).unwrap_or(chrono::TimeDelta::MAX)
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::Rate;
+
+    #[test]
+    fn a_rate_survives_a_round_trip_through_f64() {
+        for text in ["0.974", "1", "0", "0.5", "0.123456789012", "0.0001"] {
+            let x: f64 = text.parse().unwrap();
+            let r = Rate::from_f64(x).unwrap();
+            assert_eq!(r.to_string(), text);
+            assert_eq!(Rate::from_f64(r.as_f64()), Some(r));
+        }
+        assert_eq!(Rate::from_f64(97.4 / 100.0).unwrap().to_string(), "0.974", "float noise is rounded away");
+        assert_eq!(Rate::from_f64(1.5), None);
+        assert_eq!(Rate::from_f64(f64::NAN), None);
     }
 }
 

@@ -40,6 +40,18 @@ pub trait Routes: Send + Sync + 'static {
     fn landing_refresh(&self) -> Option<u64> {
         None
     }
+    /// The status page at `/` (HTML), when there is one; the plain landing page otherwise.
+    fn status_page(&self) -> Option<String> {
+        None
+    }
+    /// The live part of the status page, which its script fetches (HTML).
+    fn status_fragment(&self) -> Option<String> {
+        None
+    }
+    /// `/api/v1/history` for a query string: JSON, or a status code and a message.
+    fn history_json(&self, _query: &str) -> Result<String, (StatusCode, String)> {
+        Err((StatusCode::NOT_FOUND, "no history is kept\n".to_owned()))
+    }
     /// Reloads the configuration file.
     fn reload(&self) -> BoxFuture<'_, Result<(), String>>;
 }
@@ -477,16 +489,39 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<By
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, plain, format!("failed to reload config: {e}\n")),
         },
         "/api/v1/status" if read => text(StatusCode::OK, "application/json", routes.status_json()),
+        "/" if read && let Some(page) = routes.status_page() => status_page_response(page),
+        "/ui/status" if read => match routes.status_fragment() {
+            Some(html) => text(StatusCode::OK, "text/html; charset=utf-8", html),
+            None => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
+        },
+        "/ui/status.js" if read => text(StatusCode::OK, "text/javascript; charset=utf-8", crate::web::SCRIPT),
+        "/ui/icon.svg" if read => text(StatusCode::OK, "image/svg+xml", crate::web::ICON),
+        "/ui/status.css" if read => text(StatusCode::OK, "text/css; charset=utf-8", crate::web::STYLE),
+        "/api/v1/history" if read => match routes.history_json(req.uri().query().unwrap_or("")) {
+            Ok(json) => text(StatusCode::OK, "application/json", json),
+            Err((status, message)) => text(status, plain, message),
+        },
         "/" if read => text(
             StatusCode::OK,
             "text/html; charset=utf-8",
             landing_page(&routes.landing_status(), routes.landing_refresh()),
         ),
-        "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/status" | "/" => not_allowed("GET, HEAD"),
+        "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/status" | "/" | "/api/v1/history" | "/ui/status"
+        | "/ui/status.js" | "/ui/status.css" | "/ui/icon.svg" => not_allowed("GET, HEAD"),
         "/-/reload" => not_allowed("POST, PUT"),
         _ => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
     };
     resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The status page, under a Content-Security-Policy that allows same-origin files only.
+fn status_page_response(page: String) -> Response<Full<Bytes>> {
+    let mut resp = text(StatusCode::OK, "text/html; charset=utf-8", page);
+    let headers = resp.headers_mut();
+    headers.insert("content-security-policy", HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     resp
 }
 

@@ -1,12 +1,13 @@
 //! The one place state lives: per target, the latest observation and the last poll's outcome.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::history::{History, Point};
 use crate::model::{AuthorityState, FailureReason, Observation, Target};
 use crate::smileid::PollError;
 
@@ -76,6 +77,8 @@ pub struct CycleRecord {
 #[derive(Debug, Default)]
 pub struct Store {
     inner: RwLock<Inner>,
+    /// Where every poll result is also appended, once attached.
+    history: OnceLock<Arc<History>>,
 }
 
 #[derive(Debug, Default)]
@@ -114,9 +117,37 @@ impl Store {
         inner.order = targets.to_vec();
     }
 
+    /// Appends every poll result recorded from now on to `history`, and takes each
+    /// watched pair's last observation from it (the state before a restart): shown while
+    /// fresh, and the pair still counts as not yet polled for readiness.
+    pub fn attach_history(&self, history: Arc<History>) {
+        {
+            let mut inner = self.write();
+            for (t, s) in inner.targets.iter_mut() {
+                if s.observation.is_none()
+                    && let Some(p) = history.last_observed(t)
+                {
+                    s.observation = p.observation();
+                    s.last_success = Some(p.time);
+                }
+            }
+        }
+        let _ = self.history.set(history);
+    }
+
+    /// The attached history.
+    pub fn history(&self) -> Option<&Arc<History>> {
+        self.history.get()
+    }
+
     /// Records a successful poll.
     pub fn record_success(&self, target: &Target, observation: Observation, at: DateTime<Utc>) {
         let mut inner = self.write();
+        if let Some(h) = self.history.get()
+            && inner.targets.contains_key(target)
+        {
+            h.append(target, Point::observed(at, &observation));
+        }
         if let Some(s) = inner.targets.get_mut(target) {
             s.observation = Some(observation);
             s.last_success = Some(at);
@@ -127,6 +158,11 @@ impl Store {
     /// Records a failed poll; what was known before is kept.
     pub fn record_failure(&self, target: &Target, error: &PollError, at: DateTime<Utc>) {
         let mut inner = self.write();
+        if let Some(h) = self.history.get()
+            && inner.targets.contains_key(target)
+        {
+            h.append(target, Point::failed(at));
+        }
         if let Some(s) = inner.targets.get_mut(target) {
             s.last_poll =
                 Some(PollRecord { at, success: false, reason: Some(error.reason()), error: Some(error.to_string()) });

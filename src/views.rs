@@ -12,8 +12,10 @@ use crate::server::html_escape;
 use crate::store::{CycleRecord, TargetStatus};
 
 /// `/api/v1/status`: every pair with its shown state, freshness and last poll.
+/// `since[i]` is when the state of `snapshot[i]` began.
 pub fn status_json(
     snapshot: &[(Target, TargetStatus)],
+    since: &[Option<DateTime<Utc>>],
     last_cycle: Option<&CycleRecord>,
     ready: bool,
     now: DateTime<Utc>,
@@ -21,11 +23,13 @@ pub fn status_json(
 ) -> String {
     let targets: Vec<_> = snapshot
         .iter()
-        .map(|(t, s)| {
+        .enumerate()
+        .map(|(n, (t, s))| {
             serde_json::json!({
                 "country": t.country,
                 "id_type": t.id_type,
                 "state": s.current_state(now, max_age),
+                "since": since.get(n).copied().flatten(),
                 "fresh": s.is_fresh(now, max_age),
                 "observation": s.observation,
                 "last_success": s.last_success,

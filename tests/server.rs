@@ -49,8 +49,38 @@ async fn landing_page_status_api_and_wrong_requests() {
     let page = page.text().await.unwrap();
     assert!(page.contains("href=\"/metrics\""), "{page}");
     assert!(!page.contains("http-equiv=\"refresh\""), "only the demo's page reloads itself");
-    assert!(page.contains("<td>KE</td><td>NATIONAL_ID</td><td class=\"offline\">offline</td><td>3%</td>"), "{page}");
-    assert!(page.contains("<span class=\"online\">1 online</span> <span class=\"interruption\">0 interruption</span> <span class=\"offline\">1 offline</span> <span class=\"unknown\">0 unknown</span>"), "{page}");
+    // The status page: the offline authority first with its since, 144 cells each, zero
+    // counts quiet, under a CSP that allows same-origin files only.
+    let first = page.find("data-country=\"KE\" data-id-type=\"NATIONAL_ID\" data-state=\"offline\"").expect(&page);
+    assert!(first < page.find("data-country=\"NG\"").unwrap(), "offline first");
+    assert!(page[first..].contains("<span class=\"since\">since <time datetime="), "{page}");
+    assert_eq!(page.matches("<span class=\"cell s-").count(), 2 * 144 + 4, "144 cells each, 4 in the legend");
+    assert!(page.contains("<span class=\"zero\"><span class=\"icon\" aria-hidden=\"true\">?</span> 0 unknown</span>"));
+    assert!(
+        page.contains(
+            "<span class=\"n s-offline\"><span class=\"icon\" aria-hidden=\"true\">✕</span> 1 offline</span>"
+        )
+    );
+    let head = ex.get("/").await;
+    let csp = head.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert!(!page.contains("<script>") && !page.contains("style=\""), "no inline code for the CSP to refuse");
+    assert!(ex.text("/ui/status.js").await.contains("/ui/status"));
+    assert!(ex.text("/ui/status").await.starts_with("<p class=\"summary\">"));
+
+    let history = ex.get("/api/v1/history?country=KE&id_type=NATIONAL_ID&range=1h").await;
+    assert_eq!(history.status(), 200);
+    let history: serde_json::Value = history.json().await.unwrap();
+    assert_eq!(history["state"], "offline");
+    assert_eq!(history["points"][0]["state"], "offline");
+    assert_eq!(history["points"][0]["rate_10m"], 0.03);
+    assert!(history["uptime"]["24h"]["offline_seconds"].is_i64() && history["uptime"]["30d"].is_object());
+    assert_eq!(ex.get("/api/v1/history?country=KE").await.status(), 400);
+    assert_eq!(ex.get("/api/v1/history?country=KE&id_type=BVN&range=24h").await.status(), 404);
+    assert_eq!(ex.get("/api/v1/history?country=NG&id_type=BVN&range=forever").await.status(), 400);
 
     let status: serde_json::Value = ex.get("/api/v1/status").await.json().await.unwrap();
     assert_eq!(status["ready"], true);
@@ -58,6 +88,7 @@ async fn landing_page_status_api_and_wrong_requests() {
     assert_eq!(targets.len(), 2);
     assert_eq!(targets[0]["country"], "NG");
     assert_eq!(targets[0]["state"], "online");
+    assert!(targets[0]["since"].is_string(), "{}", targets[0]);
     assert_eq!(targets[0]["observation"]["rate_10m"], 0.98);
     assert_eq!(targets[1]["last_poll"]["success"], true);
     assert_eq!(status["last_cycle"]["ok"], 2);

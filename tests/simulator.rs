@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use common::*;
 use idauth_exporter::config::Environment;
-use idauth_exporter::model::Target;
+use idauth_exporter::model::{Rate, Target};
 use idauth_exporter::secret::Secret;
 use idauth_exporter::server;
 use idauth_exporter::signature;
@@ -85,8 +85,10 @@ fn assert_matches(m: &Metrics, sim: &Simulator, target: &Target) {
     let (c, i) = (target.country.as_str(), target.id_type.as_str());
     let v = sim.view(target).unwrap();
     assert_eq!(m.state(c, i), v.state.as_str(), "{target}");
-    assert_eq!(m.pair("idauth_success_rate_10m", c, i, ""), Some(v.rate_10m_percent / 100.0), "{target}");
-    assert_eq!(m.pair("idauth_success_rate_1h", c, i, ""), Some(v.rate_1h_percent / 100.0), "{target}");
+    // The exporter serves the provider's decimal exactly: 74.9% is 0.749, not 74.9 / 100.
+    let exact = |percent: f64| Rate::from_f64(percent / 100.0).map(Rate::as_f64);
+    assert_eq!(m.pair("idauth_success_rate_10m", c, i, ""), exact(v.rate_10m_percent), "{target}");
+    assert_eq!(m.pair("idauth_success_rate_1h", c, i, ""), exact(v.rate_1h_percent), "{target}");
     assert_eq!(
         m.pair("idauth_last_checked_timestamp_seconds", c, i, ""),
         Some(v.last_checked.timestamp_millis() as f64 / 1000.0),
@@ -197,7 +199,10 @@ async fn the_demo_serves_every_documented_pair_and_they_change() {
         }
     }
     let page = http.get(format!("http://{}/", demo.exporter)).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("<meta http-equiv=\"refresh\" content=\"10\">"), "the demo's page follows by itself");
+    assert!(
+        page.contains("<main id=\"status\" data-refresh=\"10\"") && page.contains("<script src=\"/ui/status.js\""),
+        "the demo's page follows by itself, every simulated window"
+    );
     stop.cancel();
     assert!(first.is_some(), "the demo produced data");
     assert!(changed, "some authority changed state within 35 seconds");
@@ -708,10 +713,13 @@ async fn the_demo_serves_every_rate_exactly_as_the_provider_wrote_it() {
                 assert!(page.contains(&format!(">{sent}<")), "{what}; not on the page");
             }
         }
-        // Whatever the page's layout, no percentage on it is more precise than the provider's.
-        for word in page.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '%')) {
-            if word.ends_with('%') && word.len() > 1 {
-                assert!(decimals(word) <= 1, "the page shows {word}");
+        // Whatever the page's layout, no rate on it is more precise than the provider's
+        // (uptimes, which are ours, may be).
+        for rates in page.split("class=\"rates\">").skip(1).map(|r| r.split("</span>").next().unwrap()) {
+            for word in rates.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '%')) {
+                if word.ends_with('%') && word.len() > 1 {
+                    assert!(decimals(word) <= 1, "the page shows a rate of {word}");
+                }
             }
         }
         checked = rows.len();

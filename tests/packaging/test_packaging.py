@@ -138,7 +138,11 @@ def test_the_unit_is_hardened_and_takes_the_key_as_a_credential():
         "AmbientCapabilities": "",
         "Restart": "on-failure",
         "LoadCredential": "smile_id_api_key:/etc/idauth-exporter/smile_id_api_key",
-        "ExecStart": "/usr/bin/idauth-exporter --config.file=/etc/idauth-exporter/config.yaml",
+        "ExecStart": "/usr/bin/idauth-exporter --config.file=/etc/idauth-exporter/config.yaml"
+        " --storage.path=/var/lib/idauth-exporter",
+        # The history store: the unit's one writable directory.
+        "StateDirectory": "idauth-exporter",
+        "StateDirectoryMode": "0700",
         "ExecReload": "/bin/kill -HUP $MAINPID",
         # Soft = hard: the exporter needs no setrlimit, which SystemCallFilter=~@resources forbids.
         "LimitNOFILE": "8192",
@@ -177,6 +181,10 @@ def test_the_dockerfile_lints_clean_and_is_conventional():
     assert re.search(r"^EXPOSE 9877$", text, re.M)
     assert "ENV CREDENTIALS_DIRECTORY=/run/secrets" in text
     assert "COPY config.example.yaml /etc/idauth-exporter/config.yaml" in text
+    # The history store: a volume at the same path as the Debian package's, owned by the user.
+    assert re.search(r'^VOLUME \["/var/lib/idauth-exporter"\]$', text, re.M)
+    assert re.search(r"^COPY --from=build --chown=65532:65532 \S+ /var/lib/idauth-exporter$", text, re.M)
+    assert "--storage.path=/var/lib/idauth-exporter" in text
     for label in ["title", "description", "version", "revision", "licenses", "source"]:
         assert f"org.opencontainers.image.{label}=" in text, label
     ignored = (ROOT / ".dockerignore").read_text().split()
@@ -303,8 +311,14 @@ def test_the_deployment_is_locked_down(rendered):
     assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and "memory" in c["resources"]["limits"]
     assert {"name": "CREDENTIALS_DIRECTORY", "value": "/run/secrets"} in c["env"]
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
-    assert mounts == {"config": "/etc/idauth-exporter", "api-key": "/run/secrets"}
+    assert mounts == {"config": "/etc/idauth-exporter", "api-key": "/run/secrets", "history": "/var/lib/idauth-exporter"}
+    assert "--storage.path=/var/lib/idauth-exporter" in c["args"]
     volumes = {v["name"]: v for v in pod["volumes"]}
+    # History in an emptyDir by default (it survives container restarts, not pod moves), with
+    # a size limit; the README documents a PersistentVolumeClaim instead.
+    assert volumes["history"]["emptyDir"]["sizeLimit"]
+    (history_mount,) = [m for m in c["volumeMounts"] if m["name"] == "history"]
+    assert not history_mount.get("readOnly")
     secret = volumes["api-key"]["secret"]
     assert secret["items"] == [{"key": "smile_id_api_key", "path": "smile_id_api_key"}]
     config_map = volumes["config"]["configMap"]["name"]

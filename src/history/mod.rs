@@ -1,0 +1,251 @@
+//! The history of every poll result, kept in memory for the status page and the history API
+//! and appended, off the request path, to an embedded database (redb) under
+//! `--storage.path`, so that state, "since" and history survive a restart.
+//!
+//! A store that cannot be opened, read or written is logged and counted
+//! (`idauth_history_storage_errors_total`, `idauth_history_storage_persisting`) and the
+//! exporter carries on from memory: a disk problem never stops polling or serving.
+
+mod disk;
+pub mod timeline;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::metrics::HistoryMetrics;
+use crate::model::{AuthorityState, Observation, Rate, Target};
+
+/// The default of `--storage.retention`.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The file under `--storage.path`.
+pub const FILE_NAME: &str = "history.redb";
+/// Results waiting for the writer; beyond this a burst is dropped from disk (kept in memory).
+const QUEUE: usize = 16_384;
+
+/// One poll's result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Point {
+    /// When the poll finished.
+    pub time: DateTime<Utc>,
+    /// Whether it brought back an observation; a failed poll is kept, as `unknown`.
+    pub ok: bool,
+    /// The state the provider reported (unknown for a failed poll).
+    pub state: AuthorityState,
+    /// The 10-minute success ratio (0-1).
+    pub rate_10m: Option<f64>,
+    /// The 1-hour success ratio (0-1).
+    pub rate_1h: Option<f64>,
+    /// The provider's `last_checked`.
+    pub last_checked: Option<DateTime<Utc>>,
+}
+
+impl Point {
+    /// A successful poll's point.
+    pub fn observed(at: DateTime<Utc>, o: &Observation) -> Point {
+        Point {
+            time: at,
+            ok: true,
+            state: o.state,
+            rate_10m: o.rate_10m.map(Rate::as_f64),
+            rate_1h: o.rate_1h.map(Rate::as_f64),
+            last_checked: o.last_checked,
+        }
+    }
+
+    /// A failed poll's point.
+    pub fn failed(at: DateTime<Utc>) -> Point {
+        Point { time: at, ok: false, state: AuthorityState::Unknown, rate_10m: None, rate_1h: None, last_checked: None }
+    }
+
+    /// The observation it records, for a successful poll.
+    pub fn observation(&self) -> Option<Observation> {
+        self.ok.then_some(Observation {
+            state: self.state,
+            unrecognized_status: None,
+            rate_10m: self.rate_10m.and_then(Rate::from_f64),
+            rate_1h: self.rate_1h.and_then(Rate::from_f64),
+            last_checked: self.last_checked,
+        })
+    }
+}
+
+enum Message {
+    Append(Target, Point),
+    Flush(mpsc::Sender<()>),
+}
+
+/// Where history is kept: memory always, the database when it works.
+pub struct History {
+    memory: RwLock<BTreeMap<Target, VecDeque<Point>>>,
+    retention: TimeDelta,
+    writer: Option<SyncSender<Message>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    metrics: HistoryMetrics,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History").field("path", &self.path).field("retention", &self.retention).finish()
+    }
+}
+
+impl History {
+    /// History in memory only (the demo, or no storage wanted).
+    pub fn in_memory(retention: Duration, metrics: HistoryMetrics) -> History {
+        metrics.set_persisting(false);
+        History {
+            memory: RwLock::new(BTreeMap::new()),
+            retention: TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX),
+            writer: None,
+            thread: None,
+            metrics,
+            path: None,
+        }
+    }
+
+    /// Opens (or creates) the store in `dir` and loads what it holds within retention.
+    /// Never fails: a store that cannot be used is logged and counted, and history is kept
+    /// in memory only (the writer keeps trying to reopen it).
+    pub fn open(dir: &Path, retention: Duration, metrics: HistoryMetrics, now: DateTime<Utc>) -> History {
+        let mut history = History::in_memory(retention, metrics.clone());
+        let path = dir.join(FILE_NAME);
+        history.path = Some(path.clone());
+        let cutoff = now - history.retention;
+        let db = disk::Disk::open(dir, &path, &metrics);
+        if let Some(db) = &db {
+            match db.load(cutoff) {
+                Ok((points, bad)) => {
+                    if bad > 0 {
+                        metrics.error("read");
+                        tracing::warn!(path = %path.display(), skipped = bad, "history: unreadable records skipped");
+                    }
+                    let mut memory = history.memory.write().unwrap_or_else(|p| p.into_inner());
+                    let n = points.len();
+                    for (t, p) in points {
+                        memory.entry(t).or_default().push_back(p);
+                    }
+                    for q in memory.values_mut() {
+                        q.make_contiguous().sort_by_key(|p| p.time);
+                    }
+                    tracing::info!(path = %path.display(), points = n, "history restored");
+                }
+                Err(e) => {
+                    metrics.error("read");
+                    tracing::error!(path = %path.display(), error = %e,
+                        "history: cannot read the store; starting with an empty history in memory");
+                }
+            }
+        }
+        metrics.set_persisting(db.is_some());
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let retention = history.retention;
+        let spawned = std::thread::Builder::new()
+            .name("history-writer".into())
+            .spawn(move || disk::writer(db, dir_of(&path), path, rx, retention, metrics));
+        match spawned {
+            Ok(thread) => {
+                history.writer = Some(tx);
+                history.thread = Some(thread);
+            }
+            Err(e) => {
+                history.metrics.error("open");
+                history.metrics.set_persisting(false);
+                tracing::error!(error = %e, "history: cannot start the writer thread; keeping history in memory only");
+            }
+        }
+        history
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Target, VecDeque<Point>>> {
+        self.memory.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records one poll's result: in memory at once, on disk by the writer thread.
+    pub fn append(&self, target: &Target, point: Point) {
+        {
+            let mut memory = self.memory.write().unwrap_or_else(|p| p.into_inner());
+            let q = memory.entry(target.clone()).or_default();
+            let cutoff = point.time - self.retention;
+            while q.front().is_some_and(|p| p.time < cutoff) {
+                q.pop_front();
+            }
+            // Results arrive in time order but for concurrent polls of one pair (which the
+            // poller prevents); keep the order anyway.
+            let at = q.partition_point(|p| p.time <= point.time);
+            q.insert(at, point.clone());
+        }
+        if let Some(tx) = &self.writer {
+            match tx.try_send(Message::Append(target.clone(), point)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.metrics.error("write");
+                    tracing::warn!("history: the writer is behind; a result is kept in memory only");
+                }
+                Err(TrySendError::Disconnected(_)) => self.metrics.error("write"),
+            }
+        }
+    }
+
+    /// Waits (up to `timeout`) until the writer has dealt with everything appended so far
+    /// (written it, or kept it pending while the store fails); returns whether it has.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let Some(tx) = &self.writer else { return true };
+        let (done, wait) = mpsc::channel();
+        tx.send(Message::Flush(done)).is_ok() && wait.recv_timeout(timeout).is_ok()
+    }
+
+    /// The points of `target` from `from` on (and the last one before, which may still
+    /// stand for `from`), in time order.
+    pub fn points(&self, target: &Target, from: DateTime<Utc>) -> Vec<Point> {
+        let memory = self.read();
+        let Some(q) = memory.get(target) else { return Vec::new() };
+        let start = q.partition_point(|p| p.time < from).saturating_sub(1);
+        q.range(start..).cloned().collect()
+    }
+
+    /// The last successful poll of `target`.
+    pub fn last_observed(&self, target: &Target) -> Option<Point> {
+        self.read().get(target)?.iter().rev().find(|p| p.ok).cloned()
+    }
+
+    /// How far back history is kept.
+    pub fn retention(&self) -> TimeDelta {
+        self.retention
+    }
+
+    /// Whether results reach the database.
+    pub fn is_persisting(&self) -> bool {
+        self.metrics.persisting()
+    }
+}
+
+impl Drop for History {
+    /// Lets the writer finish what is queued and close the database, so that it can be
+    /// opened again at once (by a test, or a restart in the same process).
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn dir_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Parses a `range` such as `24h`, `7d` or `30d`.
+pub fn parse_range(s: &str) -> Option<TimeDelta> {
+    let d = humantime::parse_duration(s).ok()?;
+    (d >= Duration::from_secs(60) && d <= Duration::from_secs(366 * 24 * 3600)).then(|| TimeDelta::from_std(d).ok())?
+}
+
+/// Shared handle.
+pub type SharedHistory = Arc<History>;

@@ -1,0 +1,174 @@
+"""The status page in a real browser: headless Chromium (Debian's chromium and
+chromium-driver) driven through WebDriver loads the demo's page and checks what a person
+sees: the offline authority first with its since-text, 144 history cells per authority, an
+update in place when a state changes, and no console errors (a Content-Security-Policy
+violation is one). Screenshots are saved under target/ for a person to look at.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("IDAUTH_BIN", ROOT / "target" / "debug" / "idauth-exporter"))
+SHOTS = ROOT / "target"
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+except ImportError:  # pragma: no cover - reported as a failure below
+    webdriver = None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def need(path, what):
+    if not path or not Path(path).exists():
+        pytest.fail(f"{what} is needed; ./scripts/test installs it (apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    need(BIN, f"the idauth-exporter binary ({BIN}; cargo build)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN), "demo", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "-/ready", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"the demo did not become ready: {proc.stdout.read().decode(errors='replace')}")
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if webdriver is None:
+        pytest.fail("selenium is needed; ./scripts/test installs tests/browser/requirements.txt")
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    need(chromium, "Chromium (Debian package chromium)")
+    need(driver_path, "chromedriver (Debian package chromium-driver)")
+    profile = tempfile.mkdtemp(prefix="idauth-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,1400",
+    ]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # chromedriver on a loopback port of its own.
+    service = Service(executable_path=driver_path, port=free_port(), service_args=["--allowed-ips=127.0.0.1"])
+    driver = webdriver.Chrome(service=service, options=options)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def pairs(driver):
+    """Every authority as shown, read in one go (the script replaces the list in place)."""
+    return driver.execute_script(
+        """return Array.from(document.querySelectorAll('li.pair')).map(li => ({
+            country: li.dataset.country, idType: li.dataset.idType, state: li.dataset.state,
+            cells: li.querySelectorAll('.bar .cell').length,
+            online: li.querySelectorAll('.bar .cell.s-online').length,
+            title: (li.querySelector('.bar .cell') || {}).title,
+            head: li.querySelector('.head').innerText}))"""
+    )
+
+
+def wait_for(what, check, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def states(driver):
+    return [(p["country"], p["idType"], p["state"]) for p in pairs(driver)]
+
+
+def test_the_status_page_in_chromium(demo, browser):
+    browser.get(demo)
+    assert "ID authority status" in browser.title
+    # Links stay.
+    hrefs = {a.get_attribute("href").removeprefix(demo.rstrip("/")) for a in browser.find_elements(By.CSS_SELECTOR, "nav a")}
+    assert {"/metrics", "/api/v1/status", "/-/healthy"} <= hrefs, hrefs
+
+    # Every authority: 144 cells of 10 minutes, a day already there (the demo seeds it).
+    shown = pairs(browser)
+    assert len(shown) == 27
+    for p in shown:
+        assert p["cells"] == 144, p
+        assert re.match(r"\d\d \w{3} \d\d:\d\d – \d\d:\d\d UTC: \w+", p["title"]), p["title"]
+    assert sum(p["online"] for p in shown) > 27 * 100, "the day of history is filled"
+
+    # NG NIN_V2 is offline 20 s of every minute in the demo: wait for it, without reloading.
+    browser.execute_script("window.__notReloaded = 42")
+    first = wait_for("an offline authority listed first", lambda: states(browser)[0][2] == "offline" and states(browser), 75)
+    assert first[0][:2] == ("NG", "NIN_V2"), first[:3]
+    head = pairs(browser)[0]["head"]
+    assert re.search(r"Offline\s+NG NIN_V2\s+since \d\d:\d\d UTC \(for (\d+ s|\d+ min|\d+ h( \d+ min)?)\)", head), head
+    order = [s for _, _, s in first]
+    rank = {"offline": 0, "unknown": 1, "interruption": 2, "online": 3}
+    assert order == sorted(order, key=rank.get), order
+    SHOTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(SHOTS / "status-page.png"))
+
+    # The state changes back (in place): the page updated itself, the marker survived.
+    wait_for("NG NIN_V2 to come back online", lambda: ("NG", "NIN_V2", "offline") not in states(browser), 75)
+    assert browser.execute_script("return window.__notReloaded") == 42, "the page was reloaded"
+    assert browser.execute_script("return performance.getEntriesByType('navigation').length") == 1
+
+    # Zero counts are not alarms: nothing with a zero count carries a state colour class.
+    summary = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.summary > span')).map(s => [s.innerText, s.className])"
+    )
+    for text, cls in summary:
+        if re.match(r"\S+ 0 ", text):
+            assert cls == "zero", (text, cls)
+
+    # A phone.
+    browser.set_window_size(390, 844)
+    time.sleep(0.5)
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width} px)"
+    browser.save_screenshot(str(SHOTS / "status-page-phone.png"))
+
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert not errors, errors

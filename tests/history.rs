@@ -1,0 +1,264 @@
+//! The history store: what survives a restart, retention, and a store that is corrupt,
+//! read-only or full (degrading to memory with a log line and a metric, never a panic).
+//! The read-only and full-disk cases mount a tiny tmpfs: they need root and `mount` (CI
+//! runs as root) and fail, saying so, without them.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use idauth_exporter::history::{FILE_NAME, History, Point};
+use idauth_exporter::metrics::HistoryMetrics;
+use idauth_exporter::model::{AuthorityState, Observation, Rate, Target};
+use idauth_exporter::store::Store;
+use idauth_exporter::web;
+
+const DAY: Duration = Duration::from_secs(86_400);
+const MAX_AGE: Duration = Duration::from_secs(1800);
+const FLUSH: Duration = Duration::from_secs(20);
+
+/// Now, to the millisecond the store keeps.
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap()
+}
+
+fn target(c: &str, i: &str) -> Target {
+    Target::new(c.parse().unwrap(), i.parse().unwrap())
+}
+
+fn observed(at: DateTime<Utc>, state: AuthorityState, rate: f64) -> Point {
+    let o = Observation {
+        state,
+        unrecognized_status: None,
+        rate_10m: Rate::from_f64(rate),
+        rate_1h: Rate::from_f64(rate),
+        last_checked: Some(at - TimeDelta::minutes(1)),
+    };
+    Point::observed(at, &o)
+}
+
+/// Log lines written on this thread while `f` runs.
+fn logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let out = buf.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || out.clone()).with_ansi(false).finish();
+    let value = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (value, text)
+}
+
+/// A tmpfs of `size` at `dir`, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, options: &str) -> Tmpfs {
+        let status = Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(dir).status();
+        match status {
+            Ok(s) if s.success() => Tmpfs(dir.to_path_buf()),
+            other => panic!(
+                "cannot mount a tmpfs at {} ({other:?}): this test needs root and `mount` \
+                 (CI runs ./scripts/test as root); run it as root",
+                dir.display()
+            ),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_restart_restores_state_since_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let ng = target("NG", "BVN");
+    let now = now();
+    let written = vec![
+        observed(now - TimeDelta::minutes(40), AuthorityState::Online, 1.0),
+        observed(now - TimeDelta::minutes(30), AuthorityState::Online, 0.99),
+        observed(now - TimeDelta::minutes(20), AuthorityState::Offline, 0.1),
+        Point::failed(now - TimeDelta::minutes(15)),
+        observed(now - TimeDelta::minutes(10), AuthorityState::Offline, 0.05),
+    ];
+    {
+        let metrics = HistoryMetrics::default();
+        let history = History::open(dir.path(), 30 * DAY, metrics.clone(), now);
+        assert!(metrics.persisting());
+        for p in &written {
+            history.append(&ng, p.clone());
+        }
+        assert!(history.flush(FLUSH));
+    }
+    assert!(dir.path().join(FILE_NAME).exists());
+
+    let metrics = HistoryMetrics::default();
+    let history = Arc::new(History::open(dir.path(), 30 * DAY, metrics.clone(), now));
+    assert!(metrics.persisting());
+    assert_eq!(history.points(&ng, now - TimeDelta::days(1)), written, "the whole history comes back");
+    let store = Store::new(std::slice::from_ref(&ng));
+    store.attach_history(history.clone());
+    let (_, status) = &store.snapshot()[0];
+    assert_eq!(status.current_state(now, MAX_AGE), AuthorityState::Offline, "the state before the restart");
+    assert_eq!(status.observation.as_ref().unwrap().rate_10m, Rate::from_f64(0.05));
+    assert!(status.last_poll.is_none(), "readiness still waits for a poll of this run");
+    assert_eq!(
+        web::since(&history, &ng, AuthorityState::Offline, now, MAX_AGE),
+        Some(now - TimeDelta::minutes(20)),
+        "offline since the first offline poll, across the restart"
+    );
+    for op in HistoryMetrics::OPERATIONS {
+        assert_eq!(metrics.errors_total(op), 0, "{op}");
+    }
+}
+
+#[test]
+fn retention_drops_old_points_from_memory_and_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let ng = target("NG", "NIN_V2");
+    let now = now();
+    {
+        let history = History::open(dir.path(), DAY, HistoryMetrics::default(), now);
+        history.append(&ng, observed(now - TimeDelta::days(3), AuthorityState::Online, 1.0));
+        history.append(&ng, observed(now - TimeDelta::hours(26), AuthorityState::Offline, 0.0));
+        history.append(&ng, observed(now - TimeDelta::hours(1), AuthorityState::Online, 1.0));
+        let kept = history.points(&ng, now - TimeDelta::days(30));
+        assert_eq!(kept.iter().map(|p| p.time).collect::<Vec<_>>(), [now - TimeDelta::hours(1)], "memory");
+        assert!(history.flush(FLUSH));
+    }
+    // Opened again with a longer retention: what the first run dropped is gone from disk.
+    let history = History::open(dir.path(), 30 * DAY, HistoryMetrics::default(), now);
+    let kept = history.points(&ng, now - TimeDelta::days(30));
+    assert_eq!(kept.iter().map(|p| p.time).collect::<Vec<_>>(), [now - TimeDelta::hours(1)], "disk");
+}
+
+fn degrades_to_memory(history: &History, metrics: &HistoryMetrics, operation: &str) {
+    let ng = target("NG", "BVN");
+    let now = now();
+    history.append(&ng, observed(now - TimeDelta::minutes(10), AuthorityState::Offline, 0.0));
+    history.append(&ng, observed(now, AuthorityState::Offline, 0.0));
+    assert!(history.flush(FLUSH));
+    assert!(!metrics.persisting(), "idauth_history_storage_persisting is 0");
+    assert!(metrics.errors_total(operation) >= 1, "idauth_history_storage_errors_total{{operation={operation:?}}}");
+    assert_eq!(history.points(&ng, now - TimeDelta::hours(1)).len(), 2, "history is kept in memory");
+    assert_eq!(web::since(history, &ng, AuthorityState::Offline, now, MAX_AGE), Some(now - TimeDelta::minutes(10)));
+}
+
+#[test]
+fn a_corrupt_file_is_logged_counted_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = b"this is not a redb database, it was overwritten by something".repeat(100);
+    std::fs::write(dir.path().join(FILE_NAME), &garbage).unwrap();
+    let metrics = HistoryMetrics::default();
+    let (history, log) = logs(|| History::open(dir.path(), 30 * DAY, metrics.clone(), Utc::now()));
+    assert!(log.contains("cannot open the store") && log.contains("memory only"), "{log}");
+    assert_eq!(metrics.errors_total("open"), 1);
+    degrades_to_memory(&history, &metrics, "open");
+    drop(history);
+    assert_eq!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), garbage, "kept for a person to look at");
+}
+
+#[test]
+fn a_read_only_directory_degrades_to_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let _fs = Tmpfs::mount(dir.path(), "ro,size=1m");
+    let metrics = HistoryMetrics::default();
+    let (history, log) = logs(|| History::open(&dir.path().join("data"), 30 * DAY, metrics.clone(), Utc::now()));
+    assert!(log.contains("cannot open the store") && log.contains("Read-only"), "{log}");
+    degrades_to_memory(&history, &metrics, "open");
+}
+
+#[test]
+fn a_full_disk_degrades_to_memory_and_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let _fs = Tmpfs::mount(dir.path(), "size=4m");
+    let metrics = HistoryMetrics::default();
+    let history = History::open(dir.path(), 30 * DAY, metrics.clone(), Utc::now());
+    assert!(metrics.persisting(), "the store opens while there is room");
+    // Fill the rest of the file system.
+    let filler = dir.path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    // Five pairs polled every 10 s for a few hours do not fit in what is left.
+    let pairs = ["NG/BVN", "NG/NIN_V2", "KE/NATIONAL_ID", "GH/GHANA_CARD", "ZA/NATIONAL_ID"]
+        .map(|p| p.split_once('/').map(|(c, i)| target(c, i)).unwrap());
+    let start = Utc::now() - TimeDelta::days(1);
+    for n in 0..2000 {
+        for t in &pairs {
+            history.append(t, observed(start + TimeDelta::seconds(10 * n), AuthorityState::Online, 1.0));
+        }
+        if n % 500 == 499 {
+            assert!(history.flush(FLUSH));
+        }
+    }
+    assert!(history.flush(FLUSH));
+    assert!(!metrics.persisting(), "writes fail once the disk is full");
+    assert!(metrics.errors_total("write") >= 1);
+    assert_eq!(history.points(&pairs[0], start).len(), 2000, "nothing is lost from memory");
+    // Space comes back: the writer reopens the store and writes what was pending.
+    drop(f);
+    std::fs::remove_file(&filler).unwrap();
+    history.append(&pairs[0], observed(Utc::now(), AuthorityState::Online, 1.0));
+    assert!(history.flush(FLUSH));
+    assert!(metrics.persisting(), "persisting again after space was freed");
+}
+
+#[test]
+fn concurrent_polls_during_reloads_are_all_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs: Vec<Target> =
+        ["BVN", "NIN_V2", "PHONE_NUMBER", "BANK_ACCOUNT"].iter().map(|i| target("NG", i)).collect();
+    let now = now();
+    const PER_THREAD: i64 = 500;
+    {
+        let history = Arc::new(History::open(dir.path(), 30 * DAY, HistoryMetrics::default(), now));
+        let store = Arc::new(Store::new(&pairs));
+        store.attach_history(history.clone());
+        std::thread::scope(|s| {
+            for (n, t) in pairs.iter().enumerate() {
+                let store = store.clone();
+                s.spawn(move || {
+                    for k in 0..PER_THREAD {
+                        let at = now - TimeDelta::seconds(PER_THREAD - k) + TimeDelta::milliseconds(n as i64);
+                        let p = observed(at, AuthorityState::Online, 1.0);
+                        store.record_success(t, p.observation().unwrap(), at);
+                    }
+                });
+            }
+            // Reloads meanwhile: the same pairs in another order, as a reload of the file does.
+            let store = store.clone();
+            let pairs = pairs.clone();
+            s.spawn(move || {
+                for k in 0..200 {
+                    let mut order = pairs.clone();
+                    order.rotate_left(k % pairs.len());
+                    store.set_targets(&order);
+                    history.points(&pairs[0], now - TimeDelta::hours(1));
+                }
+            });
+        });
+    }
+    let history = History::open(dir.path(), 30 * DAY, HistoryMetrics::default(), now);
+    for t in &pairs {
+        let points = history.points(t, now - TimeDelta::hours(1));
+        assert_eq!(points.len() as i64, PER_THREAD, "{t}");
+        assert!(points.windows(2).all(|w| w[0].time < w[1].time), "{t}: in time order");
+    }
+}
