@@ -549,3 +549,189 @@ impl Default for ConnectionMetrics {
 fn unix(at: DateTime<Utc>) -> f64 {
     at.timestamp_millis() as f64 / 1000.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(c: &str, t: &str) -> Target {
+        Target::new(c.parse().unwrap(), t.parse().unwrap())
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// The lines of the per-pair families, HELP and TYPE included.
+    fn pair_lines(text: &str) -> String {
+        let names: Vec<&str> = PAIR_FAMILIES.iter().map(|f| f.name).collect();
+        text.lines()
+            .filter(|l| {
+                let l = l.strip_prefix("# HELP ").or_else(|| l.strip_prefix("# TYPE ")).unwrap_or(l);
+                names.contains(&l.split(['{', ' ']).next().unwrap())
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// A known store gives exactly this text: every family, label and value format, the
+    /// stale pair without rates, the never-polled pair with its counters at zero.
+    #[test]
+    fn a_known_store_encodes_to_the_expected_text() {
+        let (ng, ke, gh) = (target("NG", "BVN"), target("KE", "NATIONAL_ID"), target("GH", "GHANA_CARD"));
+        let pairs = [ng.clone(), ke.clone(), gh.clone()];
+        let store = Store::new(&pairs);
+        let metrics = Metrics::new("test");
+        metrics.set_targets(&[], &pairs);
+        let t0 = at("2026-01-01T00:00:00Z");
+        let seen = Observation {
+            state: AuthorityState::Online,
+            unrecognized_status: None,
+            rate_10m: Some(0.99),
+            rate_1h: Some(0.875),
+            last_checked: Some(at("2025-12-31T23:59:30.5Z")),
+        };
+        store.record_success(&ng, seen.clone(), t0);
+        metrics.record_poll(&ng, Ok(&seen), Duration::from_millis(120));
+        // KE: good data two hours old, then a timeout: shown unknown, without rates.
+        let old = t0 - chrono::TimeDelta::hours(2);
+        store.record_success(&ke, Observation { state: AuthorityState::Offline, ..seen.clone() }, old);
+        let timeout = PollError::Timeout(Duration::from_secs(10));
+        store.record_failure(&ke, &timeout, t0);
+        metrics.record_poll(&ke, Err(&timeout), Duration::from_secs(10));
+        metrics.record_poll(&ke, Err(&timeout), Duration::from_secs(10));
+        let odd = Observation { state: AuthorityState::Unknown, unrecognized_status: Some("maybe".into()), ..seen };
+        metrics.record_poll(&ke, Ok(&odd), Duration::from_secs(1));
+
+        let text = metrics.render(&store, t0, Duration::from_secs(1800));
+        let reasons = |c: &str, t: &str, timeouts: u32| -> String {
+            FailureReason::ALL
+                .iter()
+                .map(|r| {
+                    let n = if *r == FailureReason::Timeout { timeouts } else { 0 };
+                    format!(
+                        "idauth_poll_failures_total{{country=\"{c}\",id_type=\"{t}\",reason=\"{}\"}} {n}\n",
+                        r.as_str()
+                    )
+                })
+                .collect()
+        };
+        let state = |c: &str, t: &str, on: &str| -> String {
+            ["online", "interruption", "offline", "unknown"]
+                .iter()
+                .map(|s| {
+                    format!("idauth_state{{country=\"{c}\",id_type=\"{t}\",state=\"{s}\"}} {}\n", u8::from(*s == on))
+                })
+                .collect()
+        };
+        let expected = format!(
+            "\
+# HELP idauth_last_checked_timestamp_seconds When the provider last checked the ID authority (its last_checked), in Unix seconds. Cached from the background poll of Smile ID's id_status endpoint.
+# TYPE idauth_last_checked_timestamp_seconds gauge
+idauth_last_checked_timestamp_seconds{{country=\"NG\",id_type=\"BVN\"}} 1767225570.5
+idauth_last_checked_timestamp_seconds{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 1767225570.5
+# HELP idauth_last_poll_success_timestamp_seconds When a poll of this pair last succeeded, in Unix seconds.
+# TYPE idauth_last_poll_success_timestamp_seconds gauge
+idauth_last_poll_success_timestamp_seconds{{country=\"NG\",id_type=\"BVN\"}} 1767225600
+idauth_last_poll_success_timestamp_seconds{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 1767218400
+# HELP idauth_poll_failures_total Failed polls of the provider for this pair, by reason.
+# TYPE idauth_poll_failures_total counter
+{}{}{}\
+# HELP idauth_poll_success Whether the exporter's last poll of this pair succeeded (1) or failed (0).
+# TYPE idauth_poll_success gauge
+idauth_poll_success{{country=\"NG\",id_type=\"BVN\"}} 1
+idauth_poll_success{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 0
+# HELP idauth_polls_total Polls of the provider made for this pair.
+# TYPE idauth_polls_total counter
+idauth_polls_total{{country=\"NG\",id_type=\"BVN\"}} 1
+idauth_polls_total{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 3
+idauth_polls_total{{country=\"GH\",id_type=\"GHANA_CARD\"}} 0
+# HELP idauth_state State of the ID authority (online, interruption, offline, unknown); exactly one state is 1 per pair. Unknown when no fresh data. Cached from the background poll of Smile ID's id_status endpoint.
+# TYPE idauth_state gauge
+{}{}{}\
+# HELP idauth_state_since_timestamp_seconds When the pair's shown state (idauth_state) last changed, as seen at scrape time, in Unix seconds.
+# TYPE idauth_state_since_timestamp_seconds gauge
+idauth_state_since_timestamp_seconds{{country=\"NG\",id_type=\"BVN\"}} 1767225600
+idauth_state_since_timestamp_seconds{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 1767225600
+idauth_state_since_timestamp_seconds{{country=\"GH\",id_type=\"GHANA_CARD\"}} 1767225600
+# HELP idauth_success_rate_10m Share (0-1) of checks of the ID authority that succeeded in the provider's last 10-minute window. Cached from the background poll of Smile ID's id_status endpoint.
+# TYPE idauth_success_rate_10m gauge
+idauth_success_rate_10m{{country=\"NG\",id_type=\"BVN\"}} 0.99
+# HELP idauth_success_rate_1h Share (0-1) of checks of the ID authority that succeeded in the provider's last hour. Cached from the background poll of Smile ID's id_status endpoint.
+# TYPE idauth_success_rate_1h gauge
+idauth_success_rate_1h{{country=\"NG\",id_type=\"BVN\"}} 0.875
+# HELP idauth_unrecognized_status_total Polls whose last_known_status the exporter did not recognise (shown as state unknown).
+# TYPE idauth_unrecognized_status_total counter
+idauth_unrecognized_status_total{{country=\"NG\",id_type=\"BVN\"}} 0
+idauth_unrecognized_status_total{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 1
+idauth_unrecognized_status_total{{country=\"GH\",id_type=\"GHANA_CARD\"}} 0
+",
+            reasons("NG", "BVN", 0),
+            reasons("KE", "NATIONAL_ID", 2),
+            reasons("GH", "GHANA_CARD", 0),
+            state("NG", "BVN", "online"),
+            state("KE", "NATIONAL_ID", "unknown"),
+            state("GH", "GHANA_CARD", "unknown"),
+        );
+        assert_eq!(pair_lines(&text), expected);
+
+        // The state-since time holds while the state does, and moves when it changes.
+        let later = t0 + chrono::TimeDelta::minutes(1);
+        let text = metrics.render(&store, later, Duration::from_secs(1800));
+        assert!(text.contains("idauth_state_since_timestamp_seconds{country=\"NG\",id_type=\"BVN\"} 1767225600\n"));
+        let stale = t0 + chrono::TimeDelta::hours(1);
+        let text = metrics.render(&store, stale, Duration::from_secs(1800));
+        assert!(text.contains("idauth_state_since_timestamp_seconds{country=\"NG\",id_type=\"BVN\"} 1767229200\n"));
+        assert!(text.contains("idauth_state{country=\"NG\",id_type=\"BVN\",state=\"unknown\"} 1\n"));
+    }
+
+    /// Each family appears once, families in name order (the registry's and the per-pair
+    /// ones merged), and the process metrics are served.
+    #[test]
+    fn families_are_whole_sorted_and_include_the_process() {
+        let pairs = [target("NG", "BVN"), target("ZA", "NATIONAL_ID")];
+        let metrics = Metrics::new("test");
+        metrics.set_targets(&[], &pairs);
+        let text = metrics.render(&Store::new(&pairs), Utc::now(), Duration::from_secs(60));
+        let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+        #[cfg(target_os = "linux")]
+        for name in [
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_max_fds",
+            "process_virtual_memory_bytes",
+            "process_resident_memory_bytes",
+            "process_start_time_seconds",
+        ] {
+            let value = text
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+            let value: f64 = value.parse().unwrap();
+            assert!(value >= 0.0 && (name == "process_cpu_seconds_total" || value > 0.0), "{name} {value}");
+        }
+    }
+
+    /// A reload keeps the counts of the pairs that stay, starts the new ones at zero and
+    /// drops the ones that went; a poll of a dropped pair that ends later is not counted.
+    #[test]
+    fn reload_keeps_counts_of_pairs_that_stay() {
+        let (a, b, c) = (target("NG", "BVN"), target("KE", "KRA_PIN"), target("GH", "VOTER_ID"));
+        let metrics = Metrics::new("test");
+        metrics.set_targets(&[], &[a.clone(), b.clone()]);
+        let e = PollError::Http { status: 503, message: String::new() };
+        metrics.record_poll(&a, Err(&e), Duration::ZERO);
+        metrics.record_poll(&b, Err(&e), Duration::ZERO);
+        metrics.set_targets(&[a.clone(), b.clone()], &[c.clone(), a.clone()]);
+        metrics.record_poll(&b, Err(&e), Duration::ZERO);
+        let text = metrics.render(&Store::new(&[c, a]), Utc::now(), Duration::from_secs(60));
+        assert!(text.contains("idauth_poll_failures_total{country=\"NG\",id_type=\"BVN\",reason=\"http_5xx\"} 1\n"));
+        assert!(text.contains("idauth_polls_total{country=\"GH\",id_type=\"VOTER_ID\"} 0\n"));
+        assert!(!text.contains("KRA_PIN"), "{text}");
+        assert!(text.contains("idauth_targets 2\n"));
+    }
+}
