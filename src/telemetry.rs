@@ -45,7 +45,7 @@ pub fn subscriber<W>(level: LogLevel, format: LogFormat, writer: W) -> Box<dyn S
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let quiet = ["hyper", "hyper_util", "reqwest", "h2", "rustls", "tokio_cron_scheduler"];
+    let quiet = ["hyper", "hyper_util", "reqwest", "h2", "rustls"];
     let mut filter = EnvFilter::from_str(level.as_str()).expect("a level is a valid filter");
     for krate in quiet {
         let directive = format!("{krate}=warn").parse().expect("valid directive");
