@@ -15,8 +15,8 @@ COPY src ./src
 COPY scenarios ./scenarios
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --profile dist --locked \
-    && cp target/dist/idauth-exporter /idauth-exporter
+    cargo build --release --locked \
+    && cp target/release/idauth-exporter /idauth-exporter
 
 # glibc and libgcc, nothing else: no shell, no package manager. User 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
