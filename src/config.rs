@@ -1072,6 +1072,7 @@ impl Validator<'_> {
         }
         let mut seen = HashSet::new();
         let mut targets = Vec::new();
+        let mut unlisted = Vec::new();
         for t in raw.value {
             if t.id_types.value.is_empty() {
                 return self.error(
@@ -1094,18 +1095,38 @@ impl Validator<'_> {
                     );
                 }
                 if !catalog::is_known(&target.country, &target.id_type) {
-                    self.warn(
-                        &id.referenced,
-                        format!(
-                            "targets: {} {} is not in Smile ID's documented list for {}; polling it anyway",
-                            target.country, target.id_type, target.country
-                        ),
-                    );
+                    unlisted.push((id.referenced, target.clone()));
                 }
                 targets.push(target);
             }
         }
+        self.warn_unlisted(&unlisted);
         Ok(targets)
+    }
+
+    /// One warning, at the first, for every pair missing from the reference table: a
+    /// generated list of thousands must not flood the log with a line each.
+    fn warn_unlisted(&mut self, unlisted: &[(serde_saphyr::Location, Target)]) {
+        const SHOWN: usize = 5;
+        let message = match unlisted {
+            [] => return,
+            [(_, t)] => format!(
+                "targets: {} {} is not in Smile ID's documented list for {}; polling it anyway",
+                t.country, t.id_type, t.country
+            ),
+            [..] => {
+                let first: Vec<String> =
+                    unlisted.iter().take(SHOWN).map(|(_, t)| format!("{} {}", t.country, t.id_type)).collect();
+                let more = unlisted.len().saturating_sub(SHOWN);
+                format!(
+                    "targets: {} pairs are not in Smile ID's documented list; polling them anyway: {}{}",
+                    unlisted.len(),
+                    first.join(", "),
+                    if more > 0 { format!(" and {more} more") } else { String::new() }
+                )
+            }
+        };
+        self.warn(&unlisted[0].0, message);
     }
 
     fn web(&mut self, raw: RawWeb) -> Result<WebConfig, ConfigError> {

@@ -9,7 +9,8 @@
 //! - [`poller`]: one cycle over every target, bounded concurrency, spread over a jitter window;
 //!   [`scheduler`] runs cycles on the cron schedule.
 //! - [`store`]: the latest observation and poll outcome per target, the one place state lives.
-//! - [`metrics`]: the Prometheus registry, refreshed from the store at scrape time.
+//! - [`metrics`]: the Prometheus registry, and the per-pair series written straight from the
+//!   store at scrape time.
 //! - [`server`]: `/metrics`, `/`, `/-/healthy`, `/-/ready`, `/-/reload`, `/api/v1/status`;
 //!   [`views`] renders the landing page's table and the status JSON from a store snapshot;
 //!   [`webconfig`] adds TLS and basic authentication (`--web.config.file`).

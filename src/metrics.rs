@@ -1,52 +1,45 @@
-//! The metric contract: one registry, refreshed from the [`Store`] at scrape time.
+//! The metric contract: ordinary metrics in a registry, the per-pair series written
+//! straight from the [`Store`] at scrape time.
 //!
 //! Event metrics (poll counters, durations) are recorded as polls finish; everything that
-//! describes current state is rebuilt from the store on each scrape, so staleness is judged
-//! at the moment of the scrape, not at the moment of the last poll.
+//! describes current state is read from the store on each scrape, so staleness is judged
+//! at the moment of the scrape, not at the moment of the last poll. The per-pair families
+//! (about 20 series a pair) are encoded directly from one pass over the store, with no
+//! per-series metric objects: a scrape costs the text it writes. Metrics that are not per
+//! pair (the process, the heartbeat, reloads, connections...) go in the plain registry.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 use crate::model::{AuthorityState, FailureReason, Observation, Target};
 use crate::smileid::PollError;
-use crate::store::Store;
+use crate::store::{Store, TargetStatus};
 
 /// The Content-Type of the classic text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-const CACHED: &str = "Cached from the background poll of Smile ID's id_status endpoint";
-
 /// Every metric the exporter serves.
 pub struct Metrics {
     registry: Registry,
-    rate_10m: GaugeVec,
-    rate_1h: GaugeVec,
-    state: GaugeVec,
-    last_checked: GaugeVec,
-    poll_success: GaugeVec,
-    last_poll_success: GaugeVec,
-    polls: IntCounterVec,
-    failures: IntCounterVec,
-    unrecognized: IntCounterVec,
+    pairs: RwLock<PairTable>,
     poll_duration: Histogram,
     cycle_last_run: Gauge,
     targets: IntGauge,
     reload_ok: Gauge,
     reload_time: Gauge,
     reloads: IntCounterVec,
-    state_since: GaugeVec,
     connections: ConnectionMetrics,
     tls_expiry: GaugeVec,
     history: HistoryMetrics,
-    /// Serialises refresh-and-encode, so two scrapes never interleave a reset; holds each
-    /// pair's state at the last scrape and since when it has been shown.
-    scrape: Mutex<HashMap<Target, (AuthorityState, DateTime<Utc>)>>,
+    /// Serialises scrapes (the state-since bookkeeping reads and writes per pair) and keeps
+    /// the per-pair rows and the last text's size, so a scrape reuses their memory.
+    scrape: Mutex<Scratch>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -55,61 +48,145 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn pair_gauge(name: &str, help: &str) -> GaugeVec {
-    GaugeVec::new(Opts::new(name, help), &["country", "id_type"]).expect("valid metric")
+/// The served pairs, in configuration order, with their counters.
+#[derive(Default)]
+struct PairTable {
+    index: HashMap<Target, usize>,
+    entries: Vec<PairEntry>,
 }
+
+/// One served pair: its counters and the state it was last shown in.
+struct PairEntry {
+    target: Target,
+    polls: AtomicU64,
+    unrecognized: AtomicU64,
+    failures: [AtomicU64; FailureReason::ALL.len()],
+    /// The state shown at the last scrape, as an index into [`AuthorityState::ALL`]
+    /// (`NOT_SHOWN` before the first), and since when (Unix milliseconds).
+    shown: AtomicU8,
+    shown_since_ms: AtomicI64,
+}
+
+const NOT_SHOWN: u8 = u8::MAX;
+
+impl PairEntry {
+    fn new(target: Target) -> PairEntry {
+        PairEntry {
+            target,
+            polls: AtomicU64::new(0),
+            unrecognized: AtomicU64::new(0),
+            failures: Default::default(),
+            shown: AtomicU8::new(NOT_SHOWN),
+            shown_since_ms: AtomicI64::new(0),
+        }
+    }
+}
+
+/// What a scrape computed for one pair, before writing it family by family.
+#[derive(Clone, Copy)]
+struct Row {
+    entry: usize,
+    state: AuthorityState,
+    since: f64,
+    rate_10m: Option<f64>,
+    rate_1h: Option<f64>,
+    last_checked: Option<f64>,
+    poll_success: Option<bool>,
+    last_success: Option<f64>,
+}
+
+#[derive(Default)]
+struct Scratch {
+    rows: Vec<Row>,
+    last_len: usize,
+}
+
+/// A per-pair family, encoded by [`write_pair_family`].
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    series: Series,
+}
+
+/// Which per-pair series a family holds.
+#[derive(Clone, Copy, PartialEq)]
+enum Series {
+    Rate10m,
+    Rate1h,
+    State,
+    LastChecked,
+    PollSuccess,
+    LastPollSuccess,
+    StateSince,
+    Polls,
+    Failures,
+    Unrecognized,
+}
+
+macro_rules! cached {
+    ($help:literal) => {
+        concat!($help, " Cached from the background poll of Smile ID's id_status endpoint.")
+    };
+}
+
+/// Every per-pair family, sorted by name as the registry sorts its own, so that the two
+/// merge into one sorted exposition.
+const PAIR_FAMILIES: [Family; 10] = [
+    Family {
+        name: "idauth_last_checked_timestamp_seconds",
+        help: cached!("When the provider last checked the ID authority (its last_checked), in Unix seconds."),
+        series: Series::LastChecked,
+    },
+    Family {
+        name: "idauth_last_poll_success_timestamp_seconds",
+        help: "When a poll of this pair last succeeded, in Unix seconds.",
+        series: Series::LastPollSuccess,
+    },
+    Family {
+        name: "idauth_poll_failures_total",
+        help: "Failed polls of the provider for this pair, by reason.",
+        series: Series::Failures,
+    },
+    Family {
+        name: "idauth_poll_success",
+        help: "Whether the exporter's last poll of this pair succeeded (1) or failed (0).",
+        series: Series::PollSuccess,
+    },
+    Family { name: "idauth_polls_total", help: "Polls of the provider made for this pair.", series: Series::Polls },
+    Family {
+        name: "idauth_state",
+        help: cached!(
+            "State of the ID authority (online, interruption, offline, unknown); exactly one state is 1 per pair. Unknown when no fresh data."
+        ),
+        series: Series::State,
+    },
+    Family {
+        name: "idauth_state_since_timestamp_seconds",
+        help: "When the pair's shown state (idauth_state) last changed, as seen at scrape time, in Unix seconds.",
+        series: Series::StateSince,
+    },
+    Family {
+        name: "idauth_success_rate_10m",
+        help: cached!(
+            "Share (0-1) of checks of the ID authority that succeeded in the provider's last 10-minute window."
+        ),
+        series: Series::Rate10m,
+    },
+    Family {
+        name: "idauth_success_rate_1h",
+        help: cached!("Share (0-1) of checks of the ID authority that succeeded in the provider's last hour."),
+        series: Series::Rate1h,
+    },
+    Family {
+        name: "idauth_unrecognized_status_total",
+        help: "Polls whose last_known_status the exporter did not recognise (shown as state unknown).",
+        series: Series::Unrecognized,
+    },
+];
 
 impl Metrics {
     /// A registry with every metric registered; `revision` labels the build info.
     pub fn new(revision: &str) -> Metrics {
-        let rate_10m = pair_gauge(
-            "idauth_success_rate_10m",
-            &format!(
-                "Share (0-1) of checks of the ID authority that succeeded in the provider's last 10-minute window. {CACHED}."
-            ),
-        );
-        let rate_1h = pair_gauge(
-            "idauth_success_rate_1h",
-            &format!("Share (0-1) of checks of the ID authority that succeeded in the provider's last hour. {CACHED}."),
-        );
-        let state = GaugeVec::new(
-            Opts::new(
-                "idauth_state",
-                format!("State of the ID authority (online, interruption, offline, unknown); exactly one state is 1 per pair. Unknown when no fresh data. {CACHED}."),
-            ),
-            &["country", "id_type", "state"],
-        )
-        .expect("valid metric");
-        let last_checked = pair_gauge(
-            "idauth_last_checked_timestamp_seconds",
-            &format!("When the provider last checked the ID authority (its last_checked), in Unix seconds. {CACHED}."),
-        );
-        let poll_success = pair_gauge(
-            "idauth_poll_success",
-            "Whether the exporter's last poll of this pair succeeded (1) or failed (0).",
-        );
-        let last_poll_success = pair_gauge(
-            "idauth_last_poll_success_timestamp_seconds",
-            "When a poll of this pair last succeeded, in Unix seconds.",
-        );
-        let polls = IntCounterVec::new(
-            Opts::new("idauth_polls_total", "Polls of the provider made for this pair."),
-            &["country", "id_type"],
-        )
-        .expect("valid metric");
-        let failures = IntCounterVec::new(
-            Opts::new("idauth_poll_failures_total", "Failed polls of the provider for this pair, by reason."),
-            &["country", "id_type", "reason"],
-        )
-        .expect("valid metric");
-        let unrecognized = IntCounterVec::new(
-            Opts::new(
-                "idauth_unrecognized_status_total",
-                "Polls whose last_known_status the exporter did not recognise (shown as state unknown).",
-            ),
-            &["country", "id_type"],
-        )
-        .expect("valid metric");
         let poll_duration = Histogram::with_opts(
             HistogramOpts::new("idauth_poll_duration_seconds", "Duration of one provider request, retries included.")
                 .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
@@ -123,10 +200,6 @@ impl Metrics {
         // A scheduler that never completes a cycle must look stalled too, so the heartbeat
         // starts at the start time rather than at zero (which alerts could not tell apart).
         cycle_last_run.set(unix(Utc::now()));
-        let state_since = pair_gauge(
-            "idauth_state_since_timestamp_seconds",
-            "When the pair's shown state (idauth_state) last changed, as seen at scrape time, in Unix seconds.",
-        );
         let targets = IntGauge::new("idauth_targets", "Configured (country, id_type) pairs.").expect("valid metric");
         let reload_ok = Gauge::new(
             "idauth_config_last_reload_successful",
@@ -168,18 +241,8 @@ impl Metrics {
 
         let registry = Registry::new();
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
-            Box::new(rate_10m.clone()),
-            Box::new(rate_1h.clone()),
-            Box::new(state.clone()),
-            Box::new(last_checked.clone()),
-            Box::new(poll_success.clone()),
-            Box::new(last_poll_success.clone()),
-            Box::new(polls.clone()),
-            Box::new(failures.clone()),
-            Box::new(unrecognized.clone()),
             Box::new(poll_duration.clone()),
             Box::new(cycle_last_run.clone()),
-            Box::new(state_since.clone()),
             Box::new(targets.clone()),
             Box::new(reload_ok.clone()),
             Box::new(reload_time.clone()),
@@ -194,28 +257,24 @@ impl Metrics {
         }
         let history = HistoryMetrics::default();
         history.register(&registry);
+        // process_* as Go exporters serve them: CPU, memory, file descriptors, start time.
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("metric names are unique");
         Metrics {
             registry,
-            rate_10m,
-            rate_1h,
-            state,
-            last_checked,
-            poll_success,
-            last_poll_success,
-            polls,
-            failures,
-            unrecognized,
+            pairs: RwLock::new(PairTable::default()),
             poll_duration,
             cycle_last_run,
             targets,
             reload_ok,
             reload_time,
             reloads,
-            state_since,
             connections,
             tls_expiry,
             history,
-            scrape: Mutex::new(HashMap::new()),
+            scrape: Mutex::new(Scratch::default()),
         }
     }
 
@@ -237,38 +296,35 @@ impl Metrics {
         self.connections.clone()
     }
 
-    /// Starts the counters of `new` pairs at zero (so `rate()` and alerts see them from the
-    /// first scrape) and drops those of `old` pairs no longer watched; counts of pairs in
-    /// both are kept across a reload.
-    pub fn set_targets(&self, old: &[Target], new: &[Target]) {
-        for t in old.iter().filter(|t| !new.contains(t)) {
-            let (c, i) = (t.country.as_str(), t.id_type.as_str());
-            let _ = self.polls.remove_label_values(&[c, i]);
-            let _ = self.unrecognized.remove_label_values(&[c, i]);
-            for r in FailureReason::ALL {
-                let _ = self.failures.remove_label_values(&[c, i, r.as_str()]);
-            }
-        }
-        for t in new {
-            let (c, i) = (t.country.as_str(), t.id_type.as_str());
-            self.polls.with_label_values(&[c, i]);
-            self.unrecognized.with_label_values(&[c, i]);
-            for r in FailureReason::ALL {
-                self.failures.with_label_values(&[c, i, r.as_str()]);
-            }
-        }
+    /// Serves the pairs of `new`, in that order: their counters start at zero (so `rate()`
+    /// and alerts see them from the first scrape), those of pairs no longer watched go, and
+    /// counts of pairs in both are kept across a reload. Only these pairs are served.
+    pub fn set_targets(&self, _old: &[Target], new: &[Target]) {
+        let mut table = self.pairs.write().unwrap_or_else(|p| p.into_inner());
+        let mut kept: HashMap<Target, PairEntry> =
+            std::mem::take(&mut table.entries).into_iter().map(|e| (e.target.clone(), e)).collect();
+        let entries: Vec<PairEntry> =
+            new.iter().map(|t| kept.remove(t).unwrap_or_else(|| PairEntry::new(t.clone()))).collect();
+        table.index = entries.iter().enumerate().map(|(i, e)| (e.target.clone(), i)).collect();
+        table.entries = entries;
         self.targets.set(new.len() as i64);
     }
 
-    /// Counts one finished poll.
+    /// Counts one finished poll; a pair no longer served is not counted.
     pub fn record_poll(&self, target: &Target, result: Result<&Observation, &PollError>, took: Duration) {
-        let (c, i) = (target.country.as_str(), target.id_type.as_str());
-        self.polls.with_label_values(&[c, i]).inc();
         self.poll_duration.observe(took.as_secs_f64());
+        let table = self.pairs.read().unwrap_or_else(|p| p.into_inner());
+        let Some(e) = table.index.get(target).map(|&i| &table.entries[i]) else { return };
+        e.polls.fetch_add(1, Ordering::Relaxed);
         match result {
-            Ok(o) if o.unrecognized_status.is_some() => self.unrecognized.with_label_values(&[c, i]).inc(),
+            Ok(o) if o.unrecognized_status.is_some() => {
+                e.unrecognized.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(_) => {}
-            Err(e) => self.failures.with_label_values(&[c, i, e.reason().as_str()]).inc(),
+            Err(err) => {
+                let i = FailureReason::ALL.iter().position(|r| *r == err.reason()).unwrap_or(0);
+                e.failures[i].fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -292,59 +348,155 @@ impl Metrics {
         }
     }
 
-    /// Rebuilds the state metrics from `store` as of `now` and encodes everything.
+    /// Encodes every metric, the per-pair state as of `now` read from `store`.
     pub fn render(&self, store: &Store, now: DateTime<Utc>, max_age: Duration) -> String {
-        let mut seen = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
-        let snapshot = store.snapshot();
-        seen.retain(|t, _| snapshot.iter().any(|(s, _)| s == t));
-        for g in [
-            &self.rate_10m,
-            &self.rate_1h,
-            &self.state,
-            &self.last_checked,
-            &self.poll_success,
-            &self.last_poll_success,
-            &self.state_since,
-        ] {
-            g.reset();
-        }
-        for (t, s) in snapshot {
-            let (c, i) = (t.country.as_str(), t.id_type.as_str());
-            let current = s.current_state(now, max_age);
-            let since = match seen.get(&t) {
-                Some((state, since)) if *state == current => *since,
-                _ => now,
-            };
-            seen.insert(t.clone(), (current, since));
-            self.state_since.with_label_values(&[c, i]).set(unix(since));
-            for st in AuthorityState::ALL {
-                self.state.with_label_values(&[c, i, st.as_str()]).set(if st == current { 1.0 } else { 0.0 });
+        let mut scratch = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        let Scratch { rows, last_len } = &mut *scratch;
+        let table = self.pairs.read().unwrap_or_else(|p| p.into_inner());
+        rows.clear();
+        store.for_each(|t, s| {
+            if let Some(&entry) = table.index.get(t) {
+                rows.push(row(entry, &table.entries[entry], s, now, max_age));
             }
-            if let Some(o) = &s.observation {
-                if s.is_fresh(now, max_age) {
-                    if let Some(r) = o.rate_10m {
-                        self.rate_10m.with_label_values(&[c, i]).set(r.as_f64());
-                    }
-                    if let Some(r) = o.rate_1h {
-                        self.rate_1h.with_label_values(&[c, i]).set(r.as_f64());
-                    }
+        });
+        let families = self.registry.gather();
+        let mut out = String::with_capacity(*last_len + *last_len / 8);
+        let mut registry = families.iter().peekable();
+        for family in PAIR_FAMILIES {
+            while let Some(mf) = registry.next_if(|mf| mf.name() < family.name) {
+                encode_registered(mf, &mut out);
+            }
+            write_pair_family(&mut out, &family, rows, &table.entries);
+        }
+        for mf in registry {
+            encode_registered(mf, &mut out);
+        }
+        *last_len = out.len();
+        out
+    }
+}
+
+fn encode_registered(mf: &prometheus::proto::MetricFamily, out: &mut String) {
+    if let Err(e) = TextEncoder::new().encode_utf8(std::slice::from_ref(mf), out) {
+        tracing::error!(error = %e, family = mf.name(), "cannot encode metrics");
+    }
+}
+
+/// Computes what a scrape shows of one pair, and updates when its shown state changed.
+fn row(entry: usize, e: &PairEntry, s: &TargetStatus, now: DateTime<Utc>, max_age: Duration) -> Row {
+    let state = s.current_state(now, max_age);
+    let code = AuthorityState::ALL.iter().position(|a| *a == state).unwrap_or(0) as u8;
+    let since_ms = if e.shown.swap(code, Ordering::Relaxed) == code {
+        e.shown_since_ms.load(Ordering::Relaxed)
+    } else {
+        let ms = now.timestamp_millis();
+        e.shown_since_ms.store(ms, Ordering::Relaxed);
+        ms
+    };
+    let fresh = s.is_fresh(now, max_age);
+    let o = s.observation.as_ref();
+    Row {
+        entry,
+        state,
+        since: since_ms as f64 / 1000.0,
+        rate_10m: o.filter(|_| fresh).and_then(|o| o.rate_10m).map(crate::model::Rate::as_f64),
+        rate_1h: o.filter(|_| fresh).and_then(|o| o.rate_1h).map(crate::model::Rate::as_f64),
+        last_checked: o.and_then(|o| o.last_checked).map(unix),
+        poll_success: s.last_poll.as_ref().map(|p| p.success),
+        last_success: s.last_success.map(unix),
+    }
+}
+
+/// Writes one per-pair family; nothing at all, as the registry does, when it has no sample.
+fn write_pair_family(out: &mut String, family: &Family, rows: &[Row], entries: &[PairEntry]) {
+    let Family { name, help, series } = *family;
+    let kind =
+        if matches!(series, Series::Polls | Series::Failures | Series::Unrecognized) { "counter" } else { "gauge" };
+    let header = |out: &mut String| {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    };
+    let gauge = |out: &mut String, value: fn(&Row) -> Option<f64>| {
+        let mut first = true;
+        for r in rows {
+            if let Some(v) = value(r) {
+                if std::mem::take(&mut first) {
+                    header(out);
                 }
-                if let Some(at) = o.last_checked {
-                    self.last_checked.with_label_values(&[c, i]).set(unix(at));
+                sample(out, name, &entries[r.entry].target, None, v);
+            }
+        }
+    };
+    let counted = |e: &PairEntry| {
+        if series == Series::Polls { e.polls.load(Ordering::Relaxed) } else { e.unrecognized.load(Ordering::Relaxed) }
+    };
+    match series {
+        Series::Rate10m => gauge(out, |r| r.rate_10m),
+        Series::Rate1h => gauge(out, |r| r.rate_1h),
+        Series::LastChecked => gauge(out, |r| r.last_checked),
+        Series::PollSuccess => gauge(out, |r| r.poll_success.map(|ok| if ok { 1.0 } else { 0.0 })),
+        Series::LastPollSuccess => gauge(out, |r| r.last_success),
+        Series::StateSince => gauge(out, |r| Some(r.since)),
+        Series::State => {
+            if !rows.is_empty() {
+                header(out);
+            }
+            for r in rows {
+                for st in AuthorityState::ALL {
+                    let v = if st == r.state { 1.0 } else { 0.0 };
+                    sample(out, name, &entries[r.entry].target, Some(("state", st.as_str())), v);
                 }
             }
-            if let Some(p) = &s.last_poll {
-                self.poll_success.with_label_values(&[c, i]).set(if p.success { 1.0 } else { 0.0 });
-            }
-            if let Some(at) = s.last_success {
-                self.last_poll_success.with_label_values(&[c, i]).set(unix(at));
+        }
+        // Counters cover every served pair, polled or not.
+        Series::Failures if !entries.is_empty() => {
+            header(out);
+            for e in entries {
+                for (r, n) in FailureReason::ALL.iter().zip(&e.failures) {
+                    sample(out, name, &e.target, Some(("reason", r.as_str())), n.load(Ordering::Relaxed) as f64);
+                }
             }
         }
-        let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::error!(error = %e, "cannot encode metrics");
+        Series::Polls | Series::Unrecognized if !entries.is_empty() => {
+            header(out);
+            for e in entries {
+                sample(out, name, &e.target, None, counted(e) as f64);
+            }
         }
-        String::from_utf8(out).unwrap_or_default()
+        Series::Polls | Series::Unrecognized | Series::Failures => {}
+    }
+}
+
+/// One sample line: `name{country="..",id_type=".."[,extra=".."]} value`, the value
+/// written as the prometheus crate writes it (Rust's shortest round-trip form).
+fn sample(out: &mut String, name: &str, t: &Target, extra: Option<(&str, &str)>, value: f64) {
+    out.push_str(name);
+    out.push_str("{country=\"");
+    escape_label(out, t.country.as_str());
+    out.push_str("\",id_type=\"");
+    escape_label(out, t.id_type.as_str());
+    if let Some((label, v)) = extra {
+        out.push_str("\",");
+        out.push_str(label);
+        out.push_str("=\"");
+        escape_label(out, v);
+    }
+    let _ = writeln!(out, "\"}} {value}");
+}
+
+/// Label values as the text format wants them; parsed codes never need it, but the
+/// writer must not depend on that.
+fn escape_label(out: &mut String, v: &str) {
+    if !v.contains(['\\', '"', '\n']) {
+        out.push_str(v);
+        return;
+    }
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
     }
 }
 
@@ -541,5 +693,191 @@ impl Metrics {
             // AlreadyReg: a reload that enables discovery again.
             let _ = self.registry.register(c);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(c: &str, t: &str) -> Target {
+        Target::new(c.parse().unwrap(), t.parse().unwrap())
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// The lines of the per-pair families, HELP and TYPE included.
+    fn pair_lines(text: &str) -> String {
+        let names: Vec<&str> = PAIR_FAMILIES.iter().map(|f| f.name).collect();
+        text.lines()
+            .filter(|l| {
+                let l = l.strip_prefix("# HELP ").or_else(|| l.strip_prefix("# TYPE ")).unwrap_or(l);
+                names.contains(&l.split(['{', ' ']).next().unwrap())
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// A known store gives exactly this text: every family, label and value format, the
+    /// stale pair without rates, the never-polled pair with its counters at zero.
+    #[test]
+    fn a_known_store_encodes_to_the_expected_text() {
+        let (ng, ke, gh) = (target("NG", "BVN"), target("KE", "NATIONAL_ID"), target("GH", "GHANA_CARD"));
+        let pairs = [ng.clone(), ke.clone(), gh.clone()];
+        let store = Store::new(&pairs);
+        let metrics = Metrics::new("test");
+        metrics.set_targets(&[], &pairs);
+        let t0 = at("2026-01-01T00:00:00Z");
+        let seen = Observation {
+            state: AuthorityState::Online,
+            unrecognized_status: None,
+            rate_10m: crate::model::Rate::from_f64(0.99),
+            rate_1h: crate::model::Rate::from_f64(0.875),
+            last_checked: Some(at("2025-12-31T23:59:30.5Z")),
+        };
+        store.record_success(&ng, seen.clone(), t0);
+        metrics.record_poll(&ng, Ok(&seen), Duration::from_millis(120));
+        // KE: good data two hours old, then a timeout: shown unknown, without rates.
+        let old = t0 - chrono::TimeDelta::hours(2);
+        store.record_success(&ke, Observation { state: AuthorityState::Offline, ..seen.clone() }, old);
+        let timeout = PollError::Timeout(Duration::from_secs(10));
+        store.record_failure(&ke, &timeout, t0);
+        metrics.record_poll(&ke, Err(&timeout), Duration::from_secs(10));
+        metrics.record_poll(&ke, Err(&timeout), Duration::from_secs(10));
+        let odd = Observation { state: AuthorityState::Unknown, unrecognized_status: Some("maybe".into()), ..seen };
+        metrics.record_poll(&ke, Ok(&odd), Duration::from_secs(1));
+
+        let text = metrics.render(&store, t0, Duration::from_secs(1800));
+        let reasons = |c: &str, t: &str, timeouts: u32| -> String {
+            FailureReason::ALL
+                .iter()
+                .map(|r| {
+                    let n = if *r == FailureReason::Timeout { timeouts } else { 0 };
+                    format!(
+                        "idauth_poll_failures_total{{country=\"{c}\",id_type=\"{t}\",reason=\"{}\"}} {n}\n",
+                        r.as_str()
+                    )
+                })
+                .collect()
+        };
+        let state = |c: &str, t: &str, on: &str| -> String {
+            ["online", "interruption", "offline", "unknown"]
+                .iter()
+                .map(|s| {
+                    format!("idauth_state{{country=\"{c}\",id_type=\"{t}\",state=\"{s}\"}} {}\n", u8::from(*s == on))
+                })
+                .collect()
+        };
+        let expected = format!(
+            "\
+# HELP idauth_last_checked_timestamp_seconds When the provider last checked the ID authority (its last_checked), in Unix seconds. Cached from the background poll of Smile ID's id_status endpoint.
+# TYPE idauth_last_checked_timestamp_seconds gauge
+idauth_last_checked_timestamp_seconds{{country=\"NG\",id_type=\"BVN\"}} 1767225570.5
+idauth_last_checked_timestamp_seconds{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 1767225570.5
+# HELP idauth_last_poll_success_timestamp_seconds When a poll of this pair last succeeded, in Unix seconds.
+# TYPE idauth_last_poll_success_timestamp_seconds gauge
+idauth_last_poll_success_timestamp_seconds{{country=\"NG\",id_type=\"BVN\"}} 1767225600
+idauth_last_poll_success_timestamp_seconds{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 1767218400
+# HELP idauth_poll_failures_total Failed polls of the provider for this pair, by reason.
+# TYPE idauth_poll_failures_total counter
+{}{}{}\
+# HELP idauth_poll_success Whether the exporter's last poll of this pair succeeded (1) or failed (0).
+# TYPE idauth_poll_success gauge
+idauth_poll_success{{country=\"NG\",id_type=\"BVN\"}} 1
+idauth_poll_success{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 0
+# HELP idauth_polls_total Polls of the provider made for this pair.
+# TYPE idauth_polls_total counter
+idauth_polls_total{{country=\"NG\",id_type=\"BVN\"}} 1
+idauth_polls_total{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 3
+idauth_polls_total{{country=\"GH\",id_type=\"GHANA_CARD\"}} 0
+# HELP idauth_state State of the ID authority (online, interruption, offline, unknown); exactly one state is 1 per pair. Unknown when no fresh data. Cached from the background poll of Smile ID's id_status endpoint.
+# TYPE idauth_state gauge
+{}{}{}\
+# HELP idauth_state_since_timestamp_seconds When the pair's shown state (idauth_state) last changed, as seen at scrape time, in Unix seconds.
+# TYPE idauth_state_since_timestamp_seconds gauge
+idauth_state_since_timestamp_seconds{{country=\"NG\",id_type=\"BVN\"}} 1767225600
+idauth_state_since_timestamp_seconds{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 1767225600
+idauth_state_since_timestamp_seconds{{country=\"GH\",id_type=\"GHANA_CARD\"}} 1767225600
+# HELP idauth_success_rate_10m Share (0-1) of checks of the ID authority that succeeded in the provider's last 10-minute window. Cached from the background poll of Smile ID's id_status endpoint.
+# TYPE idauth_success_rate_10m gauge
+idauth_success_rate_10m{{country=\"NG\",id_type=\"BVN\"}} 0.99
+# HELP idauth_success_rate_1h Share (0-1) of checks of the ID authority that succeeded in the provider's last hour. Cached from the background poll of Smile ID's id_status endpoint.
+# TYPE idauth_success_rate_1h gauge
+idauth_success_rate_1h{{country=\"NG\",id_type=\"BVN\"}} 0.875
+# HELP idauth_unrecognized_status_total Polls whose last_known_status the exporter did not recognise (shown as state unknown).
+# TYPE idauth_unrecognized_status_total counter
+idauth_unrecognized_status_total{{country=\"NG\",id_type=\"BVN\"}} 0
+idauth_unrecognized_status_total{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 1
+idauth_unrecognized_status_total{{country=\"GH\",id_type=\"GHANA_CARD\"}} 0
+",
+            reasons("NG", "BVN", 0),
+            reasons("KE", "NATIONAL_ID", 2),
+            reasons("GH", "GHANA_CARD", 0),
+            state("NG", "BVN", "online"),
+            state("KE", "NATIONAL_ID", "unknown"),
+            state("GH", "GHANA_CARD", "unknown"),
+        );
+        assert_eq!(pair_lines(&text), expected);
+
+        // The state-since time holds while the state does, and moves when it changes.
+        let later = t0 + chrono::TimeDelta::minutes(1);
+        let text = metrics.render(&store, later, Duration::from_secs(1800));
+        assert!(text.contains("idauth_state_since_timestamp_seconds{country=\"NG\",id_type=\"BVN\"} 1767225600\n"));
+        let stale = t0 + chrono::TimeDelta::hours(1);
+        let text = metrics.render(&store, stale, Duration::from_secs(1800));
+        assert!(text.contains("idauth_state_since_timestamp_seconds{country=\"NG\",id_type=\"BVN\"} 1767229200\n"));
+        assert!(text.contains("idauth_state{country=\"NG\",id_type=\"BVN\",state=\"unknown\"} 1\n"));
+    }
+
+    /// Each family appears once, families in name order (the registry's and the per-pair
+    /// ones merged), and the process metrics are served.
+    #[test]
+    fn families_are_whole_sorted_and_include_the_process() {
+        let pairs = [target("NG", "BVN"), target("ZA", "NATIONAL_ID")];
+        let metrics = Metrics::new("test");
+        metrics.set_targets(&[], &pairs);
+        let text = metrics.render(&Store::new(&pairs), Utc::now(), Duration::from_secs(60));
+        let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+        #[cfg(target_os = "linux")]
+        for name in [
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_max_fds",
+            "process_virtual_memory_bytes",
+            "process_resident_memory_bytes",
+            "process_start_time_seconds",
+        ] {
+            let value = text
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+            let value: f64 = value.parse().unwrap();
+            assert!(value >= 0.0 && (name == "process_cpu_seconds_total" || value > 0.0), "{name} {value}");
+        }
+    }
+
+    /// A reload keeps the counts of the pairs that stay, starts the new ones at zero and
+    /// drops the ones that went; a poll of a dropped pair that ends later is not counted.
+    #[test]
+    fn reload_keeps_counts_of_pairs_that_stay() {
+        let (a, b, c) = (target("NG", "BVN"), target("KE", "KRA_PIN"), target("GH", "VOTER_ID"));
+        let metrics = Metrics::new("test");
+        metrics.set_targets(&[], &[a.clone(), b.clone()]);
+        let e = PollError::Http { status: 503, message: String::new() };
+        metrics.record_poll(&a, Err(&e), Duration::ZERO);
+        metrics.record_poll(&b, Err(&e), Duration::ZERO);
+        metrics.set_targets(&[a.clone(), b.clone()], &[c.clone(), a.clone()]);
+        metrics.record_poll(&b, Err(&e), Duration::ZERO);
+        let text = metrics.render(&Store::new(&[c, a]), Utc::now(), Duration::from_secs(60));
+        assert!(text.contains("idauth_poll_failures_total{country=\"NG\",id_type=\"BVN\",reason=\"http_5xx\"} 1\n"));
+        assert!(text.contains("idauth_polls_total{country=\"GH\",id_type=\"VOTER_ID\"} 0\n"));
+        assert!(!text.contains("KRA_PIN"), "{text}");
+        assert!(text.contains("idauth_targets 2\n"));
     }
 }

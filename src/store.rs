@@ -189,6 +189,17 @@ impl Store {
         let inner = self.read();
         inner.order.iter().filter_map(|t| inner.targets.get(t).map(|s| (t.clone(), s.clone()))).collect()
     }
+
+    /// Calls `f` on every watched target and its status, in configuration order, under the
+    /// read lock and without copying them (the scrape path).
+    pub fn for_each(&self, mut f: impl FnMut(&Target, &TargetStatus)) {
+        let inner = self.read();
+        for t in &inner.order {
+            if let Some(s) = inner.targets.get(t) {
+                f(t, s);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,7 @@
 //! Structured logs: logfmt (the Prometheus default) or JSON, at a chosen level.
 
-use std::str::FromStr;
-
 use tracing::Subscriber;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -30,12 +28,12 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    fn as_str(self) -> &'static str {
+    fn filter(self) -> LevelFilter {
         match self {
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
+            LogLevel::Debug => LevelFilter::DEBUG,
+            LogLevel::Info => LevelFilter::INFO,
+            LogLevel::Warn => LevelFilter::WARN,
+            LogLevel::Error => LevelFilter::ERROR,
         }
     }
 }
@@ -45,12 +43,9 @@ pub fn subscriber<W>(level: LogLevel, format: LogFormat, writer: W) -> Box<dyn S
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let quiet = ["hyper", "hyper_util", "reqwest", "h2", "rustls", "tokio_cron_scheduler"];
-    let mut filter = EnvFilter::from_str(level.as_str()).expect("a level is a valid filter");
-    for krate in quiet {
-        let directive = format!("{krate}=warn").parse().expect("valid directive");
-        filter = filter.add_directive(directive);
-    }
+    // A fixed per-crate filter: `Targets` does it without EnvFilter's regex engine.
+    let quiet = ["hyper", "hyper_util", "reqwest", "h2", "rustls"];
+    let filter = Targets::new().with_default(level.filter()).with_targets(quiet.map(|k| (k, LevelFilter::WARN)));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Logfmt => Box::new(

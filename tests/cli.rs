@@ -177,3 +177,46 @@ fn a_key_pasted_as_api_key_env_is_never_printed() {
         assert!(!all.contains("4eC39HqL"), "{all}");
     }
 }
+
+/// A generated list of pairs the reference table lacks gives one start-up warning with the
+/// count and the first few, not a line per pair.
+#[test]
+fn unlisted_pairs_give_one_start_up_warning() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
+    let types: Vec<String> = (0..300).map(|i| format!("GENERATED_{i}")).collect();
+    let types: Vec<&str> = types.iter().map(String::as_str).collect();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, config_yaml("http://127.0.0.1:1", "v2", &[("NG", &types)], "")).unwrap();
+    let mut child = Command::new(BIN)
+        .args([&format!("--config.file={}", config.display()), "--web.listen-address=127.0.0.1:0"])
+        .env_remove("SMILE_ID_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let listening = line.contains("listening");
+        log.push(line);
+        if listening {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let warnings: Vec<&String> = log.iter().filter(|l| l.contains("documented list")).collect();
+    assert_eq!(warnings.len(), 1, "{log:#?}");
+    assert!(
+        warnings[0].contains("300 pairs are not in Smile ID")
+            && warnings[0].contains(
+                "NG GENERATED_0, NG GENERATED_1, NG GENERATED_2, NG GENERATED_3, NG GENERATED_4 and 295 more"
+            ),
+        "{}",
+        warnings[0]
+    );
+}

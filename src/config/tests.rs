@@ -272,6 +272,22 @@ fn unlisted_id_type_is_a_warning_not_an_error() {
     assert_eq!(l.warnings[0].line, line_of(&text, "SPACE_PASSPORT"));
 }
 
+/// Many unlisted pairs give one warning, at the first, with the count and the first few.
+#[test]
+fn unlisted_pairs_give_one_summary_warning() {
+    let text = with("[NATIONAL_ID]", "[NATIONAL_ID, X1, X2, X3, X4, X5, X6, X7]");
+    let l = parse_ok(&text);
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    let w = &l.warnings[0];
+    assert_eq!(w.line, line_of(&text, "X1"));
+    assert!(
+        w.message.contains("7 pairs are not in Smile ID's documented list")
+            && w.message.contains("KE X1, KE X2, KE X3, KE X4, KE X5 and 2 more"),
+        "{}",
+        w.message
+    );
+}
+
 #[test]
 fn bad_enums_and_urls_are_errors() {
     let (_, msg) = parse_err(&with("environment: sandbox", "environment: staging"));
