@@ -400,6 +400,12 @@ where
 /// `/metrics`, gzipped when the scraper accepts it (Prometheus does): the text repeats
 /// itself and shrinks about tenfold.
 fn metrics_response(body: String, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
+    compressible(METRICS_CONTENT_TYPE, body, headers)
+}
+
+/// A text body, gzipped when the client accepts it: `/metrics`, and the status page and
+/// the fragment its script fetches, whose rows of history cells repeat themselves too.
+fn compressible(content_type: &'static str, body: String, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
     let gzip = accepts_gzip(headers.get_all(hyper::header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()));
     if gzip {
         use std::io::Write;
@@ -407,13 +413,13 @@ fn metrics_response(body: String, headers: &hyper::HeaderMap) -> Response<Full<B
         if encoder.write_all(body.as_bytes()).is_ok()
             && let Ok(compressed) = encoder.finish()
         {
-            let mut resp = text(StatusCode::OK, METRICS_CONTENT_TYPE, compressed);
+            let mut resp = text(StatusCode::OK, content_type, compressed);
             resp.headers_mut().insert(hyper::header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             resp.headers_mut().insert(hyper::header::VARY, HeaderValue::from_static("Accept-Encoding"));
             return resp;
         }
     }
-    let mut resp = text(StatusCode::OK, METRICS_CONTENT_TYPE, body);
+    let mut resp = text(StatusCode::OK, content_type, body);
     resp.headers_mut().insert(hyper::header::VARY, HeaderValue::from_static("Accept-Encoding"));
     resp
 }
@@ -489,9 +495,9 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<By
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, plain, format!("failed to reload config: {e}\n")),
         },
         "/api/v1/status" if read => text(StatusCode::OK, "application/json", routes.status_json()),
-        "/" if read && let Some(page) = routes.status_page() => status_page_response(page),
+        "/" if read && let Some(page) = routes.status_page() => status_page_response(page, req.headers()),
         "/ui/status" if read => match routes.status_fragment() {
-            Some(html) => text(StatusCode::OK, "text/html; charset=utf-8", html),
+            Some(html) => compressible("text/html; charset=utf-8", html, req.headers()),
             None => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
         },
         "/ui/status.js" if read => text(StatusCode::OK, "text/javascript; charset=utf-8", crate::web::SCRIPT),
@@ -516,8 +522,8 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<By
 }
 
 /// The status page, under a Content-Security-Policy that allows same-origin files only.
-fn status_page_response(page: String) -> Response<Full<Bytes>> {
-    let mut resp = text(StatusCode::OK, "text/html; charset=utf-8", page);
+fn status_page_response(page: String, request: &hyper::HeaderMap) -> Response<Full<Bytes>> {
+    let mut resp = compressible("text/html; charset=utf-8", page, request);
     let headers = resp.headers_mut();
     headers.insert("content-security-policy", HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY));
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));

@@ -220,3 +220,44 @@ fn unlisted_pairs_give_one_start_up_warning() {
         warnings[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_check_shows_what_discovery_would_watch_or_why_it_cannot() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path("/v1/services"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_string(include_str!("fixtures/provider/v1-services-android.json")),
+        )
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
+    let discover = "discovery:\n  enabled: true\n";
+    let config = |url: &str| {
+        let path = dir.path().join("c.yaml");
+        let yaml = config_yaml(url, "v2", &[("NG", &["BVN"])], "");
+        std::fs::write(&path, yaml.replace("targets:\n", &format!("{discover}targets:\n"))).unwrap();
+        format!("--config.file={}", path.display())
+    };
+
+    let arg = config(&server.uri());
+    let o = tokio::task::spawn_blocking(move || run(&["config", "check", &arg])).await.unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    // The captured catalogue lists seven Ghanaian pairs; with NG BVN, eight are watched.
+    assert!(out.contains("lists 7 pairs to watch") && out.contains("would watch 8 pairs"), "{out}");
+    assert!(out.contains("GH/GHANA_CARD") || out.contains("GH GHANA_CARD"), "{out}");
+
+    // Nothing listens on port 1: not a configuration error, but said plainly.
+    let arg = config("http://127.0.0.1:1");
+    let o = tokio::task::spawn_blocking(move || run(&["config", "check", &arg])).await.unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("discovery: cannot read the catalogue at")
+            && out.contains("would watch only the 1 explicit targets"),
+        "{out}"
+    );
+}

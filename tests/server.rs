@@ -110,6 +110,20 @@ async fn landing_page_status_api_and_wrong_requests() {
         let refused = ex.http.get(ex.url("/metrics")).header("Accept-Encoding", refusal).send().await.unwrap();
         assert!(refused.headers().get("content-encoding").is_none(), "{refusal}");
     }
+    // The status page and the fragment its script fetches every refresh: rows of history
+    // cells, which shrink many times over.
+    for path in ["/", "/ui/status"] {
+        let plain = ex.text(path).await;
+        let gz = ex.http.get(ex.url(path)).header("Accept-Encoding", "gzip").send().await.unwrap();
+        assert_eq!(gz.headers()["content-encoding"], "gzip", "{path}");
+        let bytes = gz.bytes().await.unwrap();
+        let mut unzipped = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut unzipped).unwrap();
+        // The same page but for the clock ("updated 10:00:01", "for 3 s") between the two.
+        let digitless = |t: &str| t.replace(|c: char| c.is_ascii_digit(), "");
+        assert_eq!(digitless(&unzipped), digitless(&plain), "{path}");
+        assert!(bytes.len() * 10 < plain.len(), "{path}: {} -> {}", plain.len(), bytes.len());
+    }
 
     assert_eq!(ex.get("/nope").await.status(), 404);
     let post = ex.http.post(ex.url("/metrics")).send().await.unwrap();

@@ -80,7 +80,10 @@ impl Transport {
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Servers close idle keep-alive connections (ours after 10 s, the provider's
+            // load balancer after some unknown time); a poll that picks up one being closed
+            // fails as `connect`. Polls a few seconds apart still share a connection.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()?;
         Ok(Transport { client, timeout, retry })
     }
