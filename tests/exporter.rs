@@ -308,13 +308,25 @@ async fn a_slow_answer_times_out() {
     ex.stop().await;
 }
 
-/// A server that sends headers at once, then the body a byte a second.
-async fn dribbling_server() -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A raw TCP server: for each connection it reads the request, then hands the socket,
+/// the connection's number (from 0), and the head and body of an `online` answer to
+/// `answer`, which writes what the test wants. Returns its URL and the connection count.
+async fn raw_server<F, Fut>(answer: F) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>)
+where
+    F: Fn(tokio::net::TcpStream, usize, String, String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let answer = std::sync::Arc::new(answer);
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = sock.read(&mut buf).await;
@@ -323,19 +335,29 @@ async fn dribbling_server() -> String {
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
                     body.len()
                 );
-                if sock.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                for b in body.bytes() {
-                    if sock.write_all(&[b]).await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+                answer(sock, n, head, body).await;
             });
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), count)
+}
+
+/// A server that sends headers at once, then the body a byte a second.
+async fn dribbling_server() -> String {
+    use tokio::io::AsyncWriteExt;
+    let (url, _) = raw_server(|mut sock, _, head, body| async move {
+        if sock.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        for b in body.bytes() {
+            if sock.write_all(&[b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await;
+    url
 }
 
 #[tokio::test]
@@ -457,38 +479,21 @@ async fn stale_data_turns_unknown_and_its_rates_disappear() {
 /// A server whose first `resets` connections get the headers and half the body, then a
 /// TCP reset (SO_LINGER 0 and drop); later ones get the whole answer.
 async fn resetting_server(resets: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = std::sync::Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let n = seen.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = sock.read(&mut buf).await;
-                let body = status_body("online", "99%", "99%", CHECKED).to_string();
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                    body.len()
-                );
-                if n < resets {
-                    let _ = sock.write_all(head.as_bytes()).await;
-                    let _ = sock.write_all(&body.as_bytes()[..body.len() / 2]).await;
-                    let _ = sock.flush().await;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    sock.set_zero_linger().unwrap();
-                    drop(sock);
-                } else {
-                    let _ = sock.write_all(format!("{head}{body}").as_bytes()).await;
-                    let _ = sock.read(&mut buf).await;
-                }
-            });
+    raw_server(move |mut sock, n, head, body| async move {
+        if n < resets {
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(&body.as_bytes()[..body.len() / 2]).await;
+            let _ = sock.flush().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sock.set_zero_linger().unwrap();
+            drop(sock);
+        } else {
+            let _ = sock.write_all(format!("{head}{body}").as_bytes()).await;
+            let _ = sock.read(&mut [0u8; 4096]).await;
         }
-    });
-    (format!("http://{addr}"), count)
+    })
+    .await
 }
 
 #[tokio::test]
