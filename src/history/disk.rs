@@ -1,7 +1,7 @@
 //! The database side of [`super::History`]: redb, one table keyed by time then pair.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -157,7 +157,7 @@ pub(super) fn writer(
     mut db: Option<Disk>,
     dir: PathBuf,
     path: PathBuf,
-    rx: Receiver<Message>,
+    rx: super::Inbox,
     retention: TimeDelta,
     metrics: HistoryMetrics,
 ) {
@@ -173,7 +173,7 @@ pub(super) fn writer(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => open = false,
         }
-        while let Ok(m) = rx.try_recv() {
+        while let Some(m) = rx.try_recv() {
             match m {
                 Message::Append(t, p) => pending.push((t, p)),
                 Message::Flush(done) => flushes.push(done),

@@ -11,7 +11,8 @@ pub mod timeline;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The file under `--storage.path`.
 pub const FILE_NAME: &str = "history.redb";
 /// Results waiting for the writer; beyond this a burst is dropped from disk (kept in memory).
+/// The queue grows to it only when the writer is behind: `mpsc::sync_channel` would
+/// allocate and touch every slot at start, 1.6 MB of an idle exporter's memory.
 const QUEUE: usize = 16_384;
 
 /// One poll's result.
@@ -80,11 +83,66 @@ enum Message {
     Flush(mpsc::Sender<()>),
 }
 
+/// The sending end of the writer's queue: unbounded underneath (memory in use only for
+/// what waits), bounded to [`QUEUE`] appends by a count the writer decrements.
+struct Queue {
+    tx: mpsc::Sender<Message>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Why [`Queue::append`] did not queue.
+enum QueueError {
+    Full,
+    Closed,
+}
+
+impl Queue {
+    fn new() -> (Queue, Inbox) {
+        let (tx, rx) = mpsc::channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        (Queue { tx, waiting: waiting.clone() }, Inbox { rx, waiting })
+    }
+
+    fn append(&self, target: Target, point: Point) -> Result<(), QueueError> {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= QUEUE {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(QueueError::Full);
+        }
+        self.tx.send(Message::Append(target, point)).map_err(|_| {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            QueueError::Closed
+        })
+    }
+}
+
+/// The writer's end of the queue.
+struct Inbox {
+    rx: mpsc::Receiver<Message>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Inbox {
+    fn taken(&self, m: Result<Message, mpsc::RecvTimeoutError>) -> Result<Message, mpsc::RecvTimeoutError> {
+        if let Ok(Message::Append(..)) = &m {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+        m
+    }
+
+    fn recv_timeout(&self, timeout: Duration) -> Result<Message, mpsc::RecvTimeoutError> {
+        self.taken(self.rx.recv_timeout(timeout))
+    }
+
+    fn try_recv(&self) -> Option<Message> {
+        self.taken(self.rx.try_recv().map_err(|_| mpsc::RecvTimeoutError::Timeout)).ok()
+    }
+}
+
 /// Where history is kept: memory always, the database when it works.
 pub struct History {
     memory: RwLock<BTreeMap<Target, VecDeque<Point>>>,
     retention: TimeDelta,
-    writer: Option<SyncSender<Message>>,
+    writer: Option<Queue>,
     thread: Option<std::thread::JoinHandle<()>>,
     metrics: HistoryMetrics,
     path: Option<PathBuf>,
@@ -144,7 +202,7 @@ impl History {
             }
         }
         metrics.set_persisting(db.is_some());
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (tx, rx) = Queue::new();
         let retention = history.retention;
         let spawned = std::thread::Builder::new()
             .name("history-writer".into())
@@ -182,13 +240,13 @@ impl History {
             q.insert(at, point.clone());
         }
         if let Some(tx) = &self.writer {
-            match tx.try_send(Message::Append(target.clone(), point)) {
+            match tx.append(target.clone(), point) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
+                Err(QueueError::Full) => {
                     self.metrics.error("write");
                     tracing::warn!("history: the writer is behind; a result is kept in memory only");
                 }
-                Err(TrySendError::Disconnected(_)) => self.metrics.error("write"),
+                Err(QueueError::Closed) => self.metrics.error("write"),
             }
         }
     }
@@ -198,7 +256,7 @@ impl History {
     pub fn flush(&self, timeout: Duration) -> bool {
         let Some(tx) = &self.writer else { return true };
         let (done, wait) = mpsc::channel();
-        tx.send(Message::Flush(done)).is_ok() && wait.recv_timeout(timeout).is_ok()
+        tx.tx.send(Message::Flush(done)).is_ok() && wait.recv_timeout(timeout).is_ok()
     }
 
     /// The points of `target` from `from` on (and the last one before, which may still
@@ -249,3 +307,37 @@ pub fn parse_range(s: &str) -> Option<TimeDelta> {
 
 /// Shared handle.
 pub type SharedHistory = Arc<History>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(s: i64) -> Point {
+        Point::failed(DateTime::from_timestamp(s, 0).unwrap())
+    }
+
+    #[test]
+    fn the_writer_queue_holds_queue_appends_and_frees_a_slot_per_one_taken() {
+        let (q, inbox) = Queue::new();
+        let t: Target = Target::new("NG".parse().unwrap(), "BVN".parse().unwrap());
+        for i in 0..QUEUE {
+            assert!(q.append(t.clone(), point(i as i64)).is_ok(), "append {i}");
+        }
+        assert!(matches!(q.append(t.clone(), point(0)), Err(QueueError::Full)));
+        // A flush is never refused for a full queue, and does not take a slot.
+        let (done, _wait) = mpsc::channel();
+        q.tx.send(Message::Flush(done)).unwrap();
+        assert!(matches!(inbox.recv_timeout(Duration::ZERO), Ok(Message::Append(_, p)) if p == point(0)));
+        assert!(q.append(t.clone(), point(1)).is_ok(), "a slot was freed");
+        assert!(matches!(q.append(t.clone(), point(2)), Err(QueueError::Full)));
+        let mut appends = 0;
+        while let Some(m) = inbox.try_recv() {
+            appends += matches!(m, Message::Append(..)) as usize;
+        }
+        assert_eq!(appends, QUEUE);
+        assert_eq!(q.waiting.load(Ordering::Acquire), 0);
+        drop(inbox);
+        assert!(matches!(q.append(t, point(3)), Err(QueueError::Closed)));
+        assert_eq!(q.waiting.load(Ordering::Acquire), 0, "a refused append gives its slot back");
+    }
+}
