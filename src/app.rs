@@ -432,8 +432,8 @@ pub async fn run_daemon(opts: DaemonOptions, shutdown: CancellationToken) -> Res
 }
 
 impl Routes for App {
-    fn metrics(&self) -> String {
-        self.metrics.render(&self.store, Utc::now(), self.max_data_age())
+    fn metrics(&self) -> crate::metrics::Exposition {
+        self.metrics.exposition(&self.store, Utc::now(), self.max_data_age())
     }
 
     /// Ready once every pair has had its first poll end, successful or not. Each poll is

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -27,7 +27,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Every metric the exporter serves.
 pub struct Metrics {
     registry: Registry,
-    pairs: RwLock<PairTable>,
+    /// Replaced whole on reload, so a scrape in progress keeps the table it started with.
+    pairs: RwLock<Arc<Entries>>,
     poll_duration: Histogram,
     cycle_last_run: Gauge,
     targets: IntGauge,
@@ -37,9 +38,9 @@ pub struct Metrics {
     connections: ConnectionMetrics,
     tls_expiry: GaugeVec,
     history: HistoryMetrics,
-    /// Serialises scrapes (the state-since bookkeeping reads and writes per pair) and keeps
-    /// the per-pair rows and the last text's size, so a scrape reuses their memory.
-    scrape: Mutex<Scratch>,
+    /// Serialises the start of scrapes (the shown-since bookkeeping reads and writes per
+    /// pair) and keeps the last scrape's per-pair rows, so the next one reuses their memory.
+    spare_rows: Arc<Mutex<Vec<Row>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -50,9 +51,15 @@ impl std::fmt::Debug for Metrics {
 
 /// The served pairs, in configuration order, with their counters.
 #[derive(Default)]
-struct PairTable {
+struct Entries {
     index: HashMap<Target, usize>,
-    entries: Vec<PairEntry>,
+    list: Vec<Arc<PairEntry>>,
+}
+
+impl Entries {
+    fn position(&self, target: &Target) -> Option<usize> {
+        self.index.get(target).copied()
+    }
 }
 
 /// One served pair: its counters and the state it was last shown in.
@@ -93,12 +100,6 @@ struct Row {
     last_checked: Option<f64>,
     poll_success: Option<bool>,
     last_success: Option<f64>,
-}
-
-#[derive(Default)]
-struct Scratch {
-    rows: Vec<Row>,
-    last_len: usize,
 }
 
 /// A per-pair family, encoded by [`write_pair_family`].
@@ -264,7 +265,7 @@ impl Metrics {
             .expect("metric names are unique");
         Metrics {
             registry,
-            pairs: RwLock::new(PairTable::default()),
+            pairs: RwLock::new(Arc::default()),
             poll_duration,
             cycle_last_run,
             targets,
@@ -274,7 +275,7 @@ impl Metrics {
             connections,
             tls_expiry,
             history,
-            scrape: Mutex::new(Scratch::default()),
+            spare_rows: Arc::default(),
         }
     }
 
@@ -301,12 +302,13 @@ impl Metrics {
     /// counts of pairs in both are kept across a reload. Only these pairs are served.
     pub fn set_targets(&self, _old: &[Target], new: &[Target]) {
         let mut table = self.pairs.write().unwrap_or_else(|p| p.into_inner());
-        let mut kept: HashMap<Target, PairEntry> =
-            std::mem::take(&mut table.entries).into_iter().map(|e| (e.target.clone(), e)).collect();
-        let entries: Vec<PairEntry> =
-            new.iter().map(|t| kept.remove(t).unwrap_or_else(|| PairEntry::new(t.clone()))).collect();
-        table.index = entries.iter().enumerate().map(|(i, e)| (e.target.clone(), i)).collect();
-        table.entries = entries;
+        let mut kept: HashMap<&Target, &Arc<PairEntry>> = table.list.iter().map(|e| (&e.target, e)).collect();
+        let list: Vec<Arc<PairEntry>> = new
+            .iter()
+            .map(|t| kept.remove(t).cloned().unwrap_or_else(|| Arc::new(PairEntry::new(t.clone()))))
+            .collect();
+        let index = list.iter().enumerate().map(|(i, e)| (e.target.clone(), i)).collect();
+        *table = Arc::new(Entries { index, list });
         self.targets.set(new.len() as i64);
     }
 
@@ -314,7 +316,7 @@ impl Metrics {
     pub fn record_poll(&self, target: &Target, result: Result<&Observation, &PollError>, took: Duration) {
         self.poll_duration.observe(took.as_secs_f64());
         let table = self.pairs.read().unwrap_or_else(|p| p.into_inner());
-        let Some(e) = table.index.get(target).map(|&i| &table.entries[i]) else { return };
+        let Some(e) = table.position(target).map(|i| &table.list[i]) else { return };
         e.polls.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(o) if o.unrecognized_status.is_some() => {
@@ -348,31 +350,117 @@ impl Metrics {
         }
     }
 
-    /// Encodes every metric, the per-pair state as of `now` read from `store`.
+    /// Encodes every metric, the per-pair state as of `now` read from `store`, in one string.
     pub fn render(&self, store: &Store, now: DateTime<Utc>, max_age: Duration) -> String {
-        let mut scratch = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
-        let Scratch { rows, last_len } = &mut *scratch;
-        let table = self.pairs.read().unwrap_or_else(|p| p.into_inner());
-        rows.clear();
-        store.for_each(|t, s| {
-            if let Some(&entry) = table.index.get(t) {
-                rows.push(row(entry, &table.entries[entry], s, now, max_age));
-            }
-        });
-        let families = self.registry.gather();
-        let mut out = String::with_capacity(*last_len + *last_len / 8);
-        let mut registry = families.iter().peekable();
-        for family in PAIR_FAMILIES {
-            while let Some(mf) = registry.next_if(|mf| mf.name() < family.name) {
-                encode_registered(mf, &mut out);
-            }
-            write_pair_family(&mut out, &family, rows, &table.entries);
-        }
-        for mf in registry {
-            encode_registered(mf, &mut out);
-        }
-        *last_len = out.len();
+        let mut exposition = self.exposition(store, now, max_age);
+        let mut out = String::new();
+        while exposition.write_next(&mut out) {}
         out
+    }
+
+    /// The exposition as of `now`, to be written a piece at a time: what changes under a
+    /// scrape (the per-pair state, the shown-since bookkeeping) is read now, and the text
+    /// is written as the client takes it, so a scrape never holds the whole text.
+    pub fn exposition(&self, store: &Store, now: DateTime<Utc>, max_age: Duration) -> Exposition {
+        let entries = self.pairs.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let rows = {
+            // Serialises the shown-since bookkeeping of concurrent scrapes.
+            let mut spare = self.spare_rows.lock().unwrap_or_else(|p| p.into_inner());
+            let mut rows = std::mem::take(&mut *spare);
+            rows.clear();
+            store.for_each(|t, s| {
+                if let Some(entry) = entries.position(t) {
+                    rows.push(row(entry, &entries.list[entry], s, now, max_age));
+                }
+            });
+            rows
+        };
+        let mut parts = Vec::with_capacity(PAIR_FAMILIES.len() * 2 + 1);
+        let families = self.registry.gather();
+        let mut registry = families.iter().peekable();
+        for (i, family) in PAIR_FAMILIES.iter().enumerate() {
+            let mut text = String::new();
+            while let Some(mf) = registry.next_if(|mf| mf.name() < family.name) {
+                encode_registered(mf, &mut text);
+            }
+            if !text.is_empty() {
+                parts.push(Part::Text(text));
+            }
+            parts.push(Part::Pairs(i));
+        }
+        let mut text = String::new();
+        for mf in registry {
+            encode_registered(mf, &mut text);
+        }
+        parts.push(Part::Text(text));
+        Exposition { parts, next: 0, at: 0, rows, entries, spare: self.spare_rows.clone() }
+    }
+}
+
+/// About how much text [`Exposition::write_next`] writes at a time: 40 pairs fit in one
+/// piece; 10,000 pairs (14 MB) go out in about a hundred.
+pub const CHUNK: usize = 128 * 1024;
+
+/// One scrape's text, written a piece at a time by [`Exposition::write_next`]. It owns
+/// what the scrape read (the per-pair rows and the served pairs), so it holds no lock
+/// while a slow client reads.
+pub struct Exposition {
+    parts: Vec<Part>,
+    /// The part being written, and the item of it for a per-pair family.
+    next: usize,
+    at: usize,
+    rows: Vec<Row>,
+    entries: Arc<Entries>,
+    spare: Arc<Mutex<Vec<Row>>>,
+}
+
+impl std::fmt::Debug for Exposition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exposition").field("pairs", &self.rows.len()).field("next", &self.next).finish()
+    }
+}
+
+/// A piece of an exposition: registry families already encoded, or a per-pair family.
+enum Part {
+    Text(String),
+    Pairs(usize),
+}
+
+impl Exposition {
+    /// Appends the next piece (about [`CHUNK`] bytes, more for a long registry family) to
+    /// `out`; returns whether more is left to write.
+    pub fn write_next(&mut self, out: &mut String) -> bool {
+        let limit = out.len() + CHUNK;
+        while let Some(part) = self.parts.get_mut(self.next) {
+            if out.len() >= limit {
+                return true;
+            }
+            let done = match part {
+                Part::Text(text) => {
+                    out.push_str(&std::mem::take(text));
+                    true
+                }
+                Part::Pairs(family) => {
+                    let family = &PAIR_FAMILIES[*family];
+                    write_pair_family(out, family, &self.rows, &self.entries.list, &mut self.at, limit)
+                }
+            };
+            if done {
+                self.next += 1;
+                self.at = 0;
+            }
+        }
+        false
+    }
+}
+
+impl Drop for Exposition {
+    /// Gives the rows' memory back for the next scrape.
+    fn drop(&mut self) {
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.capacity() < self.rows.capacity() {
+            *spare = std::mem::take(&mut self.rows);
+        }
     }
 }
 
@@ -407,63 +495,73 @@ fn row(entry: usize, e: &PairEntry, s: &TargetStatus, now: DateTime<Utc>, max_ag
     }
 }
 
-/// Writes one per-pair family; nothing at all, as the registry does, when it has no sample.
-fn write_pair_family(out: &mut String, family: &Family, rows: &[Row], entries: &[PairEntry]) {
+/// Writes one per-pair family from item `*at` (a row, or a pair for counters) on, until
+/// `out` reaches `limit`; returns whether the family is done, else leaves `*at` at the
+/// next item. A family with no sample writes nothing at all, as the registry does.
+fn write_pair_family(
+    out: &mut String,
+    family: &Family,
+    rows: &[Row],
+    entries: &[Arc<PairEntry>],
+    at: &mut usize,
+    limit: usize,
+) -> bool {
     let Family { name, help, series } = *family;
     let kind =
         if matches!(series, Series::Polls | Series::Failures | Series::Unrecognized) { "counter" } else { "gauge" };
-    let header = |out: &mut String| {
-        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    let value: fn(&Row) -> Option<f64> = match series {
+        Series::Rate10m => |r| r.rate_10m,
+        Series::Rate1h => |r| r.rate_1h,
+        Series::LastChecked => |r| r.last_checked,
+        Series::PollSuccess => |r| r.poll_success.map(|ok| if ok { 1.0 } else { 0.0 }),
+        Series::LastPollSuccess => |r| r.last_success,
+        Series::StateSince => |r| Some(r.since),
+        // Every row shows a state; counters cover every served pair, polled or not.
+        Series::State | Series::Polls | Series::Failures | Series::Unrecognized => |_| Some(0.0),
     };
-    let gauge = |out: &mut String, value: fn(&Row) -> Option<f64>| {
-        let mut first = true;
-        for r in rows {
-            if let Some(v) = value(r) {
-                if std::mem::take(&mut first) {
-                    header(out);
-                }
-                sample(out, name, &entries[r.entry].target, None, v);
-            }
+    let per_pair = matches!(series, Series::Polls | Series::Failures | Series::Unrecognized);
+    let items = if per_pair { entries.len() } else { rows.len() };
+    if *at == 0 {
+        let any = if per_pair { !entries.is_empty() } else { rows.iter().any(|r| value(r).is_some()) };
+        if !any {
+            return true;
         }
-    };
-    let counted = |e: &PairEntry| {
-        if series == Series::Polls { e.polls.load(Ordering::Relaxed) } else { e.unrecognized.load(Ordering::Relaxed) }
-    };
-    match series {
-        Series::Rate10m => gauge(out, |r| r.rate_10m),
-        Series::Rate1h => gauge(out, |r| r.rate_1h),
-        Series::LastChecked => gauge(out, |r| r.last_checked),
-        Series::PollSuccess => gauge(out, |r| r.poll_success.map(|ok| if ok { 1.0 } else { 0.0 })),
-        Series::LastPollSuccess => gauge(out, |r| r.last_success),
-        Series::StateSince => gauge(out, |r| Some(r.since)),
-        Series::State => {
-            if !rows.is_empty() {
-                header(out);
-            }
-            for r in rows {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    }
+    while *at < items {
+        let i = *at;
+        *at += 1;
+        match series {
+            Series::State => {
+                let r = &rows[i];
                 for st in AuthorityState::ALL {
                     let v = if st == r.state { 1.0 } else { 0.0 };
                     sample(out, name, &entries[r.entry].target, Some(("state", st.as_str())), v);
                 }
             }
-        }
-        // Counters cover every served pair, polled or not.
-        Series::Failures if !entries.is_empty() => {
-            header(out);
-            for e in entries {
+            Series::Failures => {
+                let e = &entries[i];
                 for (r, n) in FailureReason::ALL.iter().zip(&e.failures) {
                     sample(out, name, &e.target, Some(("reason", r.as_str())), n.load(Ordering::Relaxed) as f64);
                 }
             }
-        }
-        Series::Polls | Series::Unrecognized if !entries.is_empty() => {
-            header(out);
-            for e in entries {
-                sample(out, name, &e.target, None, counted(e) as f64);
+            Series::Polls | Series::Unrecognized => {
+                let e = &entries[i];
+                let n = if series == Series::Polls { &e.polls } else { &e.unrecognized };
+                sample(out, name, &e.target, None, n.load(Ordering::Relaxed) as f64);
+            }
+            _ => {
+                let r = &rows[i];
+                if let Some(v) = value(r) {
+                    sample(out, name, &entries[r.entry].target, None, v);
+                }
             }
         }
-        Series::Polls | Series::Unrecognized | Series::Failures => {}
+        if out.len() >= limit && *at < items {
+            return false;
+        }
     }
+    true
 }
 
 /// One sample line: `name{country="..",id_type=".."[,extra=".."]} value`, the value
@@ -879,5 +977,52 @@ idauth_unrecognized_status_total{{country=\"GH\",id_type=\"GHANA_CARD\"}} 0
         assert!(text.contains("idauth_polls_total{country=\"GH\",id_type=\"VOTER_ID\"} 0\n"));
         assert!(!text.contains("KRA_PIN"), "{text}");
         assert!(text.contains("idauth_targets 2\n"));
+    }
+
+    /// Many pairs: the text goes out in pieces of about [`CHUNK`] bytes, which join into
+    /// the text of one piece; a reload during a scrape changes nothing of that scrape.
+    #[test]
+    fn a_long_exposition_goes_in_pieces_that_join_into_the_whole() {
+        let pairs: Vec<Target> = (0..3000).map(|i| target("NG", &format!("B{i:05}"))).collect();
+        let metrics = Metrics::new("test");
+        metrics.set_targets(&[], &pairs);
+        let store = Store::new(&pairs);
+        let now = at("2026-01-01T00:00:00Z");
+        let e = PollError::Http { status: 503, message: String::new() };
+        metrics.record_poll(&pairs[2999], Err(&e), Duration::ZERO);
+        let whole = metrics.render(&store, now, Duration::from_secs(60));
+
+        let mut exposition = metrics.exposition(&store, now, Duration::from_secs(60));
+        let mut pieces = Vec::new();
+        let mut more = true;
+        while more {
+            let mut piece = String::new();
+            more = exposition.write_next(&mut piece);
+            if pieces.len() == 1 {
+                // A reload to other pairs, and a poll, while the scrape is being written.
+                metrics.set_targets(&pairs, &pairs[..1]);
+                metrics.record_poll(&pairs[0], Err(&e), Duration::ZERO);
+            }
+            pieces.push(piece);
+        }
+        assert!(pieces.len() > 10, "{} pieces", pieces.len());
+        for p in &pieces {
+            // A piece stops at the first whole line past CHUNK.
+            assert!(p.len() < CHUNK + 1024, "{}", p.len());
+            assert!(p.is_empty() || p.ends_with('\n'));
+        }
+        let joined = pieces.concat();
+        let pair_only = |t: &str| t.lines().filter(|l| l.contains("id_type=\"")).collect::<Vec<_>>().join("\n");
+        let (a, b) = (pair_only(&joined), pair_only(&whole));
+        // The poll made during the scrape may or may not be in it (its pair's counter may
+        // already have been written); nothing else differs.
+        let differs: Vec<(&str, &str)> = a.lines().zip(b.lines()).filter(|(x, y)| x != y).collect();
+        assert_eq!(a.lines().count(), b.lines().count());
+        assert!(differs.iter().all(|(x, _)| x.starts_with("idauth_poll") && x.contains("\"B00000\"")), "{differs:?}");
+        assert!(joined.contains("idauth_polls_total{country=\"NG\",id_type=\"B02999\"} 1\n"));
+        assert_eq!(pair_lines(&joined).matches("# TYPE ").count(), pair_lines(&whole).matches("# TYPE ").count());
+        // The next scrape serves the reloaded pairs only.
+        let after = metrics.render(&store, now, Duration::from_secs(60));
+        assert!(after.contains("B00000") && !after.contains("B00001"));
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -24,12 +24,12 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, ConnectionMetrics};
+use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, ConnectionMetrics, Exposition};
 
 /// What the server shows; the daemon implements it.
 pub trait Routes: Send + Sync + 'static {
-    /// The metrics in the text exposition format.
-    fn metrics(&self) -> String;
+    /// The metrics in the text exposition format, to be written as the client reads.
+    fn metrics(&self) -> Exposition;
     /// Whether the first poll cycle has finished.
     fn is_ready(&self) -> bool;
     /// The current status of every pair as JSON.
@@ -59,8 +59,11 @@ pub trait Routes: Send + Sync + 'static {
 /// How long in-flight requests get to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// A response body: whole, or (`/metrics`) written a piece at a time as the client reads.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
 /// Answers one request; shared by the exporter and the simulator.
-pub type Handler = Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Full<Bytes>>> + Send + Sync>;
+pub type Handler = Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
 
 /// The exporter's endpoints over `routes`.
 pub fn exporter(routes: Arc<dyn Routes>) -> Handler {
@@ -398,14 +401,77 @@ where
 }
 
 /// `/metrics`, gzipped when the scraper accepts it (Prometheus does): the text repeats
-/// itself and shrinks about tenfold.
-fn metrics_response(body: String, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
-    compressible(METRICS_CONTENT_TYPE, body, headers)
+/// itself and shrinks about tenfold. An exposition of one piece goes whole (with a
+/// Content-Length); a longer one is streamed, so a scrape's memory does not grow with it.
+fn metrics_response(mut exposition: Exposition, headers: &hyper::HeaderMap) -> Response<Body> {
+    let mut first = String::new();
+    if !exposition.write_next(&mut first) {
+        return compressible(METRICS_CONTENT_TYPE, first, headers);
+    }
+    let gzip = accepts_gzip(headers.get_all(hyper::header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()));
+    let body = Streamed {
+        first: Some(first),
+        rest: Some(exposition),
+        gzip: gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())),
+    };
+    let mut resp = Response::new(body.boxed_unsync());
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+    if gzip {
+        resp.headers_mut().insert(hyper::header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp.headers_mut().insert(hyper::header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    resp
+}
+
+/// An exposition written (and gzipped) a piece at a time, as hyper asks for the next.
+struct Streamed {
+    first: Option<String>,
+    rest: Option<Exposition>,
+    gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
+}
+
+impl hyper::body::Body for Streamed {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        use std::io::Write;
+        let this = self.get_mut();
+        let frame = |bytes: Bytes| std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes))));
+        loop {
+            let text = if let Some(text) = this.first.take() {
+                text
+            } else if let Some(rest) = &mut this.rest {
+                let mut text = String::with_capacity(crate::metrics::CHUNK + crate::metrics::CHUNK / 8);
+                if !rest.write_next(&mut text) {
+                    this.rest = None;
+                }
+                text
+            } else {
+                // Writing to a Vec cannot fail.
+                let tail = this.gzip.take().and_then(|gz| gz.finish().ok()).unwrap_or_default();
+                return if tail.is_empty() { std::task::Poll::Ready(None) } else { frame(tail.into()) };
+            };
+            let out = match &mut this.gzip {
+                None => Bytes::from(text),
+                Some(gz) => {
+                    let _ = gz.write_all(text.as_bytes());
+                    std::mem::take(gz.get_mut()).into()
+                }
+            };
+            if !out.is_empty() {
+                return frame(out);
+            }
+        }
+    }
 }
 
 /// A text body, gzipped when the client accepts it: `/metrics`, and the status page and
 /// the fragment its script fetches, whose rows of history cells repeat themselves too.
-fn compressible(content_type: &'static str, body: String, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
+fn compressible(content_type: &'static str, body: String, headers: &hyper::HeaderMap) -> Response<Body> {
     let gzip = accepts_gzip(headers.get_all(hyper::header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()));
     if gzip {
         use std::io::Write;
@@ -463,21 +529,21 @@ fn parse_qvalue(q: &str) -> Option<u16> {
 }
 
 /// A response with a body and its Content-Type.
-pub fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body.into()));
+pub fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()).boxed_unsync());
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
 /// 405 with the methods that are allowed.
-pub fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+pub fn not_allowed(allow: &'static str) -> Response<Body> {
     let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "Method Not Allowed\n");
     resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
     resp
 }
 
-async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Body> {
     let plain = "text/plain; charset=utf-8";
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let mut resp = match req.uri().path() {
@@ -522,7 +588,7 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Full<By
 }
 
 /// The status page, under a Content-Security-Policy that allows same-origin files only.
-fn status_page_response(page: String, request: &hyper::HeaderMap) -> Response<Full<Bytes>> {
+fn status_page_response(page: String, request: &hyper::HeaderMap) -> Response<Body> {
     let mut resp = compressible("text/html; charset=utf-8", page, request);
     let headers = resp.headers_mut();
     headers.insert("content-security-policy", HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY));

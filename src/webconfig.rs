@@ -22,8 +22,6 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{AUTHORIZATION, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 use rustls_pki_types::pem::PemObject;
@@ -393,7 +391,7 @@ pub fn protect(inner: Handler, current: Arc<dyn Fn() -> Arc<WebConfig> + Send + 
         let inner = inner.clone();
         Box::pin(async move {
             let authorization = req.headers().get(AUTHORIZATION).cloned();
-            let mut resp: Response<Full<Bytes>> = match web.check(authorization.as_ref()).await {
+            let mut resp: Response<server::Body> = match web.check(authorization.as_ref()).await {
                 Verdict::Allowed => inner(req).await,
                 Verdict::Denied => {
                     let mut r = server::text(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "Unauthorized\n");

@@ -24,7 +24,20 @@ async fn promtool_finds_no_problem_in_metrics() {
     let text = ex.text("/metrics").await;
     ex.stop().await;
     assert!(text.contains("idauth_state{") && text.contains("idauth_poll_failures_total{"));
+    check_metrics(&text);
 
+    // Hundreds of pairs: the text is streamed in pieces, which must join into valid text.
+    let types: Vec<String> = (0..400).map(|i| format!("B{i:05}")).collect();
+    let types: Vec<&str> = types.iter().map(String::as_str).collect();
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &types)], "  retries: 0\n  concurrency: 32\n")).await;
+    ex.ready().await;
+    let text = ex.text("/metrics").await;
+    ex.stop().await;
+    assert!(text.len() > 2 * idauth_exporter::metrics::CHUNK, "{} bytes", text.len());
+    check_metrics(&text);
+}
+
+fn check_metrics(text: &str) {
     let mut child = match Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

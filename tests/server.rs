@@ -273,8 +273,6 @@ mod connections {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use bytes::Bytes;
-    use http_body_util::Full;
     use hyper::{Response, StatusCode};
     use idauth_exporter::metrics::ConnectionMetrics;
     use idauth_exporter::server::{self, Handler, ServerOptions};
@@ -308,7 +306,7 @@ mod connections {
                 if req.uri().path() == "/slow" {
                     tokio::time::sleep(Duration::from_millis(1500)).await;
                 }
-                server::text(StatusCode::OK, "text/plain", "ok\n") as Response<Full<Bytes>>
+                server::text(StatusCode::OK, "text/plain", "ok\n") as Response<server::Body>
             })
         })
     }
@@ -474,4 +472,42 @@ mod connections {
             m.get("idauth_http_connections_open")
         );
     }
+}
+
+/// Hundreds of pairs: `/metrics` is longer than one piece, so it is streamed (chunked, no
+/// Content-Length) rather than built whole; plain and gzipped, it is the whole text.
+#[tokio::test]
+async fn a_long_exposition_is_streamed_whole_plain_and_gzipped() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    let types: Vec<String> = (0..400).map(|i| format!("B{i:05}")).collect();
+    let types: Vec<&str> = types.iter().map(String::as_str).collect();
+    let ex = start(&config_yaml(&server.uri(), "v2", &[("NG", &types)], "  retries: 0\n  concurrency: 32\n")).await;
+    ex.ready().await;
+
+    let plain = ex.get("/metrics").await;
+    assert_eq!(plain.headers()["transfer-encoding"], "chunked");
+    assert!(plain.headers().get("content-length").is_none());
+    let plain = plain.text().await.unwrap();
+    assert!(plain.len() > 2 * idauth_exporter::metrics::CHUNK, "{} bytes", plain.len());
+    let m = Metrics::parse(&plain);
+    for t in ["B00000", "B00399"] {
+        assert_eq!(m.state("NG", t), "unknown");
+        assert_eq!(m.get(&format!("idauth_polls_total{{country=\"NG\",id_type=\"{t}\"}}")), Some(1.0));
+    }
+    assert_eq!(plain.matches("# TYPE idauth_state gauge\n").count(), 1);
+    assert!(plain.contains("\nidauth_targets 400\n") && plain.contains("\nprocess_start_time_seconds "));
+
+    let gz = ex.http.get(ex.url("/metrics")).header("Accept-Encoding", "gzip").send().await.unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["transfer-encoding"], "chunked");
+    let bytes = gz.bytes().await.unwrap();
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut unzipped).unwrap();
+    let strip_volatile = |t: &str| -> String {
+        t.lines().filter(|l| !l.starts_with("idauth_poll_duration") && !l.starts_with("process_")).collect()
+    };
+    assert_eq!(strip_volatile(&unzipped), strip_volatile(&plain));
+    assert!(bytes.len() * 8 < plain.len(), "{} -> {}", plain.len(), bytes.len());
+    ex.stop().await;
 }

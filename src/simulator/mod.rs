@@ -18,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
@@ -152,20 +152,20 @@ enum Flavor {
     V3,
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+fn json_response(status: StatusCode, body: &Value) -> Response<server::Body> {
     server::text(status, "application/json", body.to_string())
 }
 
-fn v2_error(status: StatusCode, error: &str, code: &str) -> Response<Full<Bytes>> {
+fn v2_error(status: StatusCode, error: &str, code: &str) -> Response<server::Body> {
     json_response(status, &json!({"error": error, "code": code}))
 }
 
-fn v3_error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+fn v3_error(status: StatusCode, message: &str) -> Response<server::Body> {
     let reason = status.canonical_reason().unwrap_or("Error");
     json_response(status, &json!({"message": message, "status": reason}))
 }
 
-fn flavor_error(flavor: Flavor, status: StatusCode, message: &str, code: &str) -> Response<Full<Bytes>> {
+fn flavor_error(flavor: Flavor, status: StatusCode, message: &str, code: &str) -> Response<server::Body> {
     match flavor {
         Flavor::V2 => v2_error(status, message, code),
         Flavor::V3 => v3_error(status, message),
@@ -205,7 +205,7 @@ impl Simulator {
         })
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn handle(&self, req: Request<Incoming>) -> Response<server::Body> {
         let (parts, body) = req.into_parts();
         match (parts.method.clone(), parts.uri.path()) {
             (Method::POST, "/api/v2/partner/id_status") => match read_body(body).await {
@@ -230,7 +230,7 @@ impl Simulator {
         }
     }
 
-    async fn v2_id_status(&self, body: &[u8]) -> Response<Full<Bytes>> {
+    async fn v2_id_status(&self, body: &[u8]) -> Response<server::Body> {
         let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
             return v2_error(StatusCode::BAD_REQUEST, "Invalid JSON", "2203");
         };
@@ -264,7 +264,7 @@ impl Simulator {
         }
     }
 
-    fn v3_token(&self, headers: &hyper::HeaderMap, has_body: bool) -> Response<Full<Bytes>> {
+    fn v3_token(&self, headers: &hyper::HeaderMap, has_body: bool) -> Response<server::Body> {
         if has_body {
             let multipart = headers
                 .get(CONTENT_TYPE)
@@ -317,7 +317,7 @@ impl Simulator {
         exp.is_some_and(|exp| exp > self.clock.now().timestamp())
     }
 
-    async fn v3_id_status(&self, headers: &hyper::HeaderMap, query: Option<&str>) -> Response<Full<Bytes>> {
+    async fn v3_id_status(&self, headers: &hyper::HeaderMap, query: Option<&str>) -> Response<server::Body> {
         let token = headers.get("smileid-token").and_then(|v| v.to_str().ok()).unwrap_or("");
         if !self.token_valid(token) {
             return v3_error(StatusCode::UNAUTHORIZED, "Invalid token");
@@ -355,7 +355,7 @@ impl Simulator {
         }
     }
 
-    async fn id_status(&self, target: &Target, flavor: Flavor) -> Response<Full<Bytes>> {
+    async fn id_status(&self, target: &Target, flavor: Flavor) -> Response<server::Body> {
         let no_data = || {
             let msg = format!("No data found. Check that {} and {} are valid inputs", target.country, target.id_type);
             flavor_error(flavor, StatusCode::BAD_REQUEST, &msg, "2213")
@@ -396,7 +396,7 @@ impl Simulator {
 
     /// `GET /v3/services/supported_id_types?country=CC` in the provider's shape: no
     /// authentication, one country per request.
-    fn supported_id_types(&self, query: Option<&str>) -> Response<Full<Bytes>> {
+    fn supported_id_types(&self, query: Option<&str>) -> Response<server::Body> {
         let country = query
             .and_then(|q| reqwest::Url::parse(&format!("http://x/?{q}")).ok())
             .and_then(|u| u.query_pairs().find(|(k, _)| k == "country").map(|(_, v)| v.into_owned()));
@@ -450,7 +450,7 @@ impl Simulator {
 }
 
 /// A 200 whose body is not the documented JSON.
-fn malformed(kind: u32) -> Response<Full<Bytes>> {
+fn malformed(kind: u32) -> Response<server::Body> {
     match kind {
         0 => server::text(StatusCode::OK, "application/json", r#"{"last_checked": "2024-01-01T00:0"#),
         1 => server::text(StatusCode::OK, "text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>"),
@@ -458,7 +458,7 @@ fn malformed(kind: u32) -> Response<Full<Bytes>> {
     }
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
+async fn read_body(body: Incoming) -> Result<Bytes, Response<server::Body>> {
     match Limited::new(body, BODY_LIMIT).collect().await {
         Ok(b) => Ok(b.to_bytes()),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
