@@ -166,6 +166,13 @@ impl Poller {
         let record =
             CycleRecord { started, finished: self.clock.now(), pairs: results.len(), ok, failed: results.len() - ok };
         self.store.record_cycle(record.clone());
+        // What the cycle freed goes back now; what its pooled connections hold, once the
+        // pool has closed them (it checks every POOL_IDLE).
+        crate::allocator::release_free_memory();
+        tokio::spawn(async {
+            tokio::time::sleep(2 * crate::smileid::POOL_IDLE + Duration::from_secs(1)).await;
+            crate::allocator::release_free_memory();
+        });
         tracing::info!(
             pairs = record.pairs,
             skipped = targets.len() - record.pairs,

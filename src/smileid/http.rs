@@ -71,6 +71,9 @@ pub struct Response {
 /// A user agent that names us, so the provider can tell who is calling.
 pub const USER_AGENT: &str = concat!("idauth-exporter/", env!("CARGO_PKG_VERSION"));
 
+/// How long an idle pooled connection to the provider is kept.
+pub const POOL_IDLE: Duration = Duration::from_secs(5);
+
 impl Transport {
     /// A transport with its own connection pool. Redirects are never followed: an API
     /// that redirects is misconfigured, and following could carry credentials elsewhere.
@@ -83,7 +86,7 @@ impl Transport {
             // Servers close idle keep-alive connections (ours after 10 s, the provider's
             // load balancer after some unknown time); a poll that picks up one being closed
             // fails as `connect`. Polls a few seconds apart still share a connection.
-            .pool_idle_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(POOL_IDLE)
             .build()?;
         Ok(Transport { client, timeout, retry })
     }

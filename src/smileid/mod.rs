@@ -21,7 +21,7 @@ pub use crate::model::FailureReason;
 use crate::model::{AuthorityState, Observation, Target, parse_rate};
 use crate::secret::Secret;
 
-pub use http::{RetryPolicy, Transport};
+pub use http::{POOL_IDLE, RetryPolicy, Transport};
 pub use v2::V2Client;
 pub use v3::V3Client;
 
