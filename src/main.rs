@@ -10,9 +10,14 @@ use idauth_exporter::{app, check, config, demo, discovery, simulator, telemetry}
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    idauth_exporter::allocator::configure();
     let cli = Cli::parse();
     telemetry::init(cli.log_level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One thread: the exporter waits on the network nearly all the time, and a scrape is
+    // written a piece at a time, so a second worker bought no latency but cost memory
+    // (its stack and the multi-thread scheduler, which alone links libm). The work that
+    // blocks (bcrypt, the history store) has threads of its own.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
