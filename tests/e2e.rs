@@ -315,12 +315,16 @@ impl Replica {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Starts a fresh process (with no memory of any earlier one) on the replica's port.
+    /// Starts a fresh process on the replica's port, with the replica's own history store
+    /// (as each pod of a StatefulSet keeps its volume): replicas never share one, and the
+    /// checkout's default `data/` is left alone.
     fn start(&mut self) {
         assert!(self.proc.is_none(), "{} is already running", self.addr());
+        let storage = self.config.with_file_name(format!("history-{}", self.port));
         let child = Command::new(env!("CARGO_BIN_EXE_idauth-exporter"))
             .arg(format!("--config.file={}", self.config.display()))
             .arg(format!("--web.listen-address={}", self.addr()))
+            .arg(format!("--storage.path={}", storage.display()))
             .arg("--log.level=warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

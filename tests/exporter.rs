@@ -696,6 +696,7 @@ async fn sighup_reloads_the_configuration() {
         std::process::Command::new(env!("CARGO_BIN_EXE_idauth-exporter"))
             .arg(format!("--config.file={}", path.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
