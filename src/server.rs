@@ -69,8 +69,26 @@ pub type Handler = Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<
 pub fn exporter(routes: Arc<dyn Routes>) -> Handler {
     Arc::new(move |req| {
         let routes = routes.clone();
-        Box::pin(async move { handle(&*routes, req).await })
+        Box::pin(async move { handle(&routes, req).await })
     })
+}
+
+/// Pages whose cost grows with the pairs and their history (the status page, its fragment,
+/// the status and history APIs: tens of milliseconds at 1,000 pairs) are built on the
+/// blocking pool, one at a time, so that a flood of them never holds up a scrape on the
+/// runtime's one thread.
+static PAGES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+async fn off_thread<T: Send + 'static>(
+    routes: &Arc<dyn Routes>,
+    build: impl FnOnce(&dyn Routes) -> T + Send + 'static,
+) -> T {
+    let _turn = PAGES.acquire().await;
+    let routes = routes.clone();
+    match tokio::task::spawn_blocking(move || build(&*routes)).await {
+        Ok(page) => page,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// Binds `address` (`host:port`). An unspecified host (`0.0.0.0`, `[::]`; `:port` arrives
@@ -543,7 +561,7 @@ pub fn not_allowed(allow: &'static str) -> Response<Body> {
     resp
 }
 
-async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Body> {
+async fn handle(routes: &Arc<dyn Routes>, req: Request<Incoming>) -> Response<Body> {
     let plain = "text/plain; charset=utf-8";
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let mut resp = match req.uri().path() {
@@ -560,19 +578,26 @@ async fn handle(routes: &dyn Routes, req: Request<Incoming>) -> Response<Body> {
             Ok(()) => text(StatusCode::OK, plain, "Reloaded.\n"),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, plain, format!("failed to reload config: {e}\n")),
         },
-        "/api/v1/status" if read => text(StatusCode::OK, "application/json", routes.status_json()),
-        "/" if read && let Some(page) = routes.status_page() => status_page_response(page, req.headers()),
-        "/ui/status" if read => match routes.status_fragment() {
+        "/api/v1/status" if read => {
+            text(StatusCode::OK, "application/json", off_thread(routes, |r| r.status_json()).await)
+        }
+        "/" if read && let Some(page) = off_thread(routes, |r| r.status_page()).await => {
+            status_page_response(page, req.headers())
+        }
+        "/ui/status" if read => match off_thread(routes, |r| r.status_fragment()).await {
             Some(html) => compressible("text/html; charset=utf-8", html, req.headers()),
             None => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
         },
         "/ui/status.js" if read => text(StatusCode::OK, "text/javascript; charset=utf-8", crate::web::SCRIPT),
         "/ui/icon.svg" if read => text(StatusCode::OK, "image/svg+xml", crate::web::ICON),
         "/ui/status.css" if read => text(StatusCode::OK, "text/css; charset=utf-8", crate::web::STYLE),
-        "/api/v1/history" if read => match routes.history_json(req.uri().query().unwrap_or("")) {
-            Ok(json) => text(StatusCode::OK, "application/json", json),
-            Err((status, message)) => text(status, plain, message),
-        },
+        "/api/v1/history" if read => {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            match off_thread(routes, move |r| r.history_json(&query)).await {
+                Ok(json) => text(StatusCode::OK, "application/json", json),
+                Err((status, message)) => text(status, plain, message),
+            }
+        }
         "/" if read => text(
             StatusCode::OK,
             "text/html; charset=utf-8",
@@ -668,5 +693,68 @@ mod tests {
             assert!(!accepts(no), "{no}");
         }
         assert!(accepts_gzip(["identity", "gzip"].into_iter()), "several headers");
+    }
+
+    /// A status page that takes as long as the test wants, and metrics of no pair.
+    struct SlowPage {
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+        metrics: crate::metrics::Metrics,
+    }
+
+    impl Routes for SlowPage {
+        fn metrics(&self) -> Exposition {
+            let store = crate::store::Store::new(&[]);
+            self.metrics.exposition(&store, chrono::Utc::now(), Duration::from_secs(60))
+        }
+        fn is_ready(&self) -> bool {
+            true
+        }
+        fn status_json(&self) -> String {
+            "{}".to_owned()
+        }
+        fn landing_status(&self) -> String {
+            String::new()
+        }
+        fn status_page(&self) -> Option<String> {
+            // Bounded, so that a page built on the runtime's thread fails the test rather
+            // than hanging it.
+            let _ = self.release.lock().unwrap().recv_timeout(Duration::from_secs(10));
+            Some("<html>page</html>".to_owned())
+        }
+        fn reload(&self) -> BoxFuture<'_, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// The runtime has one thread: a status page being built (slowly, as at thousands of
+    /// pairs) must not hold up a scrape. Without the blocking pool, this test's own
+    /// requests could not even run while the page is built, and it would time out.
+    #[tokio::test]
+    async fn a_scrape_is_answered_while_a_status_page_is_being_built() {
+        let (release, wait) = std::sync::mpsc::channel();
+        let routes: Arc<dyn Routes> =
+            Arc::new(SlowPage { release: Mutex::new(wait), metrics: crate::metrics::Metrics::new("test") });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(serve(listener, exporter(routes), shutdown.clone()));
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::new();
+        let page = tokio::spawn({
+            let http = http.clone();
+            async move { http.get(format!("http://{addr}/")).send().await.unwrap().text().await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!page.is_finished(), "the page waits for the test");
+        let scrape = tokio::time::timeout(Duration::from_secs(10), async {
+            http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap()
+        })
+        .await
+        .expect("a scrape is answered while the page is being built");
+        assert!(scrape.contains("idauth_targets 0\n"), "{scrape}");
+        assert!(!page.is_finished(), "the page was still being built during the scrape");
+        release.send(()).unwrap();
+        assert_eq!(page.await.unwrap(), "<html>page</html>");
+        shutdown.cancel();
     }
 }
