@@ -98,13 +98,7 @@ async fn landing_page_status_api_and_wrong_requests() {
     let gz = ex.http.get(ex.url("/metrics")).header("Accept-Encoding", "gzip").send().await.unwrap();
     assert_eq!(gz.headers()["content-encoding"], "gzip");
     let bytes = gz.bytes().await.unwrap();
-    let mut unzipped = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut unzipped).unwrap();
-    // The durations and the process's own figures (CPU, memory) move between two scrapes.
-    let strip_volatile = |t: &str| -> String {
-        t.lines().filter(|l| !l.starts_with("idauth_poll_duration") && !l.starts_with("process_")).collect()
-    };
-    assert_eq!(strip_volatile(&unzipped), strip_volatile(&plain));
+    assert_eq!(stable_lines(&gunzip(&bytes)), stable_lines(&plain));
     assert!(bytes.len() * 3 < plain.len(), "{} -> {}", plain.len(), bytes.len());
     for refusal in ["gzip;q=0, identity", "gzip;q=0.0", "gzip;q=0.00", "gzip;q=0.", "gzip ; q=0.000", "gzip;q=0, *"] {
         let refused = ex.http.get(ex.url("/metrics")).header("Accept-Encoding", refusal).send().await.unwrap();
@@ -117,8 +111,7 @@ async fn landing_page_status_api_and_wrong_requests() {
         let gz = ex.http.get(ex.url(path)).header("Accept-Encoding", "gzip").send().await.unwrap();
         assert_eq!(gz.headers()["content-encoding"], "gzip", "{path}");
         let bytes = gz.bytes().await.unwrap();
-        let mut unzipped = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut unzipped).unwrap();
+        let unzipped = gunzip(&bytes);
         // The same page but for the clock ("updated 10:00:01", "for 3 s") between the two.
         let digitless = |t: &str| t.replace(|c: char| c.is_ascii_digit(), "");
         assert_eq!(digitless(&unzipped), digitless(&plain), "{path}");
@@ -502,12 +495,19 @@ async fn a_long_exposition_is_streamed_whole_plain_and_gzipped() {
     assert_eq!(gz.headers()["content-encoding"], "gzip");
     assert_eq!(gz.headers()["transfer-encoding"], "chunked");
     let bytes = gz.bytes().await.unwrap();
-    let mut unzipped = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut unzipped).unwrap();
-    let strip_volatile = |t: &str| -> String {
-        t.lines().filter(|l| !l.starts_with("idauth_poll_duration") && !l.starts_with("process_")).collect()
-    };
-    assert_eq!(strip_volatile(&unzipped), strip_volatile(&plain));
+    assert_eq!(stable_lines(&gunzip(&bytes)), stable_lines(&plain));
     assert!(bytes.len() * 8 < plain.len(), "{} -> {}", plain.len(), bytes.len());
     ex.stop().await;
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes), &mut unzipped).unwrap();
+    unzipped
+}
+
+/// The metrics text without what moves between two scrapes: the poll durations and the
+/// process's own figures (CPU, memory).
+fn stable_lines(text: &str) -> String {
+    text.lines().filter(|l| !l.starts_with("idauth_poll_duration") && !l.starts_with("process_")).collect()
 }
