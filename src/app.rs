@@ -1,31 +1,30 @@
-//! The daemon: configuration, client, poller, scheduler, store, metrics and server wired
-//! together, with reload, readiness and signal handling. The pages' contents are in
-//! [`crate::views`].
+//! The daemon, wired: configuration, client, store, history, poller, scheduler,
+//! discovery, metrics and web site built from the configuration and connected, with
+//! reload and signal handling. Nothing here computes what is served: the store does, and
+//! the web site renders it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use chrono::Utc;
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigError, Loaded};
-use crate::discovery::{self, Discovery};
-use crate::history::History;
+use crate::discovery::{self, Discovery, DiscoveryMetrics};
+use crate::history::{History, HistoryMetrics};
 use crate::metrics::Metrics;
+use crate::model::{Clock, SystemClock};
 use crate::poller::{PollSettings, Poller};
 use crate::scheduler::{Scheduler, SchedulerError};
-use crate::server::{self, Routes};
 use crate::smileid;
 use crate::store::Store;
-use crate::views;
-use crate::web;
-use crate::webconfig::{self, WebConfig};
+use crate::web::auth::{self, WebConfig};
+use crate::web::http::{self, ConnectionMetrics};
+use crate::web::{self, Site};
 
 /// The git revision this binary was built from.
 pub const REVISION: &str = env!("IDAUTH_REVISION");
@@ -93,11 +92,16 @@ pub struct App {
     metrics: Arc<Metrics>,
     config: RwLock<Arc<Config>>,
     poller: Arc<Poller>,
-    ready: AtomicBool,
     reloading: Mutex<()>,
     scheduler: Mutex<Option<Scheduler>>,
-    /// Seconds after which the landing page reloads itself; 0 for never.
-    landing_refresh: AtomicU64,
+    /// What is served.
+    site: Arc<Site>,
+    /// Where every time comes from.
+    clock: Arc<dyn Clock>,
+    /// The history store's counters, for the store [`App::open_history`] opens.
+    history_metrics: HistoryMetrics,
+    /// The web server's connection counters.
+    connections: ConnectionMetrics,
     /// The web configuration file, if any, and what it says now.
     web: RwLock<(Option<PathBuf>, Arc<WebConfig>)>,
     /// `--web.max-connections`.
@@ -132,39 +136,78 @@ impl App {
     /// An exporter for a loaded configuration; nothing runs until [`App::start`].
     /// Without a `config_path` (the demo) there is nothing to reload.
     pub fn new(config_path: Option<&Path>, loaded: Loaded) -> Result<Arc<App>, AppError> {
+        App::with_clock(config_path, loaded, Arc::new(SystemClock))
+    }
+
+    /// [`App::new`] telling every time (polls, staleness, pages) by `clock`.
+    pub fn with_clock(config_path: Option<&Path>, loaded: Loaded, clock: Arc<dyn Clock>) -> Result<Arc<App>, AppError> {
         log_warnings(&loaded);
         let config = loaded.config;
         let store = Arc::new(Store::new(&config.targets));
-        let metrics = Arc::new(Metrics::new(REVISION));
-        metrics.set_targets(&[], &config.targets);
-        let discovery_metrics = crate::metrics::DiscoveryMetrics::default();
+        store.set_max_age(config.poll.max_data_age);
+        let metrics = Arc::new(Metrics::new(REVISION, clock.now()));
+        let (history_metrics, connections) = (HistoryMetrics::default(), ConnectionMetrics::default());
+        metrics.register(store.collectors());
+        metrics.register(history_metrics.collectors());
+        metrics.register(connections.collectors());
+        let discovery_metrics = DiscoveryMetrics::default();
         if config.discovery.enabled {
-            metrics.register_discovery(&discovery_metrics);
+            metrics.register(discovery_metrics.collectors());
         }
-        let discovery = Discovery::new(build_catalogue(&config)?, config.discovery.clone(), discovery_metrics);
-        metrics.record_load(Utc::now());
-        let poller = Poller::new(
+        let discovery = Discovery::with_clock(
+            build_catalogue(&config)?,
+            config.discovery.clone(),
+            discovery_metrics,
+            clock.clone(),
+        );
+        metrics.record_load(clock.now());
+        let poller = Poller::with_clock(
             build_client(&config)?,
             store.clone(),
             metrics.clone(),
-            config.targets.clone(),
             PollSettings::from_config(&config.poll),
+            clock.clone(),
         );
-        Ok(Arc::new(App {
-            config_path: config_path.map(Path::to_path_buf),
-            store,
-            metrics,
-            config: RwLock::new(Arc::new(config)),
-            poller,
-            ready: AtomicBool::new(false),
-            reloading: Mutex::new(()),
-            scheduler: Mutex::new(None),
-            web: RwLock::new((None, Arc::new(WebConfig::default()))),
-            landing_refresh: AtomicU64::new(0),
-            max_connections: AtomicU64::new(server::DEFAULT_MAX_CONNECTIONS as u64),
-            discovery,
-            watching: std::sync::Mutex::new(()),
+        Ok(Arc::new_cyclic(|me: &std::sync::Weak<App>| {
+            let me = me.clone();
+            let reload: web::Reloader = Arc::new(move || {
+                let app = me.upgrade();
+                async move {
+                    match app {
+                        Some(app) => app.reload().await.map_err(|e| e.to_string()),
+                        None => Err("the exporter is stopping".to_owned()),
+                    }
+                }
+                .boxed()
+            });
+            App {
+                config_path: config_path.map(Path::to_path_buf),
+                site: Site::new(store.clone(), metrics.clone(), clock.clone(), reload),
+                store,
+                metrics,
+                config: RwLock::new(Arc::new(config)),
+                poller,
+                reloading: Mutex::new(()),
+                scheduler: Mutex::new(None),
+                clock,
+                history_metrics,
+                connections,
+                web: RwLock::new((None, Arc::new(WebConfig::default()))),
+                max_connections: AtomicU64::new(http::DEFAULT_MAX_CONNECTIONS as u64),
+                discovery,
+                watching: std::sync::Mutex::new(()),
+            }
         }))
+    }
+
+    /// The store every reader takes its views from.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// What is served.
+    pub fn site(&self) -> &Arc<Site> {
+        &self.site
     }
 
     /// The pairs watched because the provider's catalogue lists them.
@@ -209,23 +252,23 @@ impl App {
         Ok(())
     }
 
-    /// Keeps history in `history` (before [`App::start`]; otherwise in memory), and restores
-    /// each pair's last state from it.
+    /// Keeps history in `history` (before [`App::start`]; otherwise in memory), and
+    /// replays each pair's state, runs and last day from it.
     pub fn use_history(&self, history: History) {
-        self.store.attach_history(Arc::new(history));
+        self.store.attach_history(Arc::new(history), self.clock.now());
     }
 
-    /// A history store for this exporter's metrics: `dir` on disk, or memory only.
+    /// A history store counted in this exporter's metrics: `dir` on disk, or memory only.
     pub fn open_history(&self, dir: Option<&Path>, retention: std::time::Duration) -> History {
         match dir {
-            Some(dir) => History::open(dir, retention, self.metrics.history(), Utc::now()),
-            None => History::in_memory(retention, self.metrics.history()),
+            Some(dir) => History::open(dir, retention, self.history_metrics.clone()),
+            None => History::in_memory(retention, self.history_metrics.clone()),
         }
     }
 
-    /// Makes the landing page reload itself every `seconds` (for the demo).
+    /// Makes the pages reload themselves every `seconds` (for the demo).
     pub fn refresh_landing_page_every(&self, seconds: u64) {
-        self.landing_refresh.store(seconds, Ordering::Relaxed);
+        self.site.refresh_every(seconds);
     }
 
     fn web_config(&self) -> Arc<WebConfig> {
@@ -250,7 +293,7 @@ impl App {
     }
 
     /// The next time the schedule fires, once started.
-    pub async fn next_tick(&self) -> Option<chrono::DateTime<Utc>> {
+    pub async fn next_tick(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.scheduler.lock().await.as_mut()?.next_tick().await
     }
 
@@ -259,7 +302,7 @@ impl App {
     pub async fn reload(&self) -> Result<(), ReloadError> {
         let _guard = self.reloading.lock().await;
         let result = self.try_reload().await;
-        self.metrics.record_reload(result.is_ok(), Utc::now());
+        self.metrics.record_reload(result.is_ok(), self.clock.now());
         if let Err(e) = &result {
             tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
         }
@@ -284,12 +327,13 @@ impl App {
             tracing::warn!("web.listen_address changed; it takes effect at the next restart");
         }
         if config.discovery.enabled {
-            self.metrics.register_discovery(self.discovery.metrics());
+            self.metrics.register(self.discovery.metrics().collectors());
         }
         let guard = self.watching.lock().unwrap_or_else(|p| p.into_inner());
         // The new filters apply at once to the catalogue in memory; the loop reads it again.
         self.discovery.reconfigure(build_catalogue(&config)?, config.discovery.clone());
         let targets = discovery::watched(&config.targets, &self.discovery.found());
+        self.store.set_max_age(config.poll.max_data_age);
         let added = self.poller.reconfigure(api, targets, PollSettings::from_config(&config.poll));
         let pairs = self.poller.targets().len();
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
@@ -313,7 +357,7 @@ impl App {
         shutdown: CancellationToken,
     ) -> Result<(SocketAddr, JoinHandle<()>), AppError> {
         let bind_err = |source| AppError::Bind { address: listen_address.to_owned(), source };
-        let listener = server::bind(listen_address).await.map_err(bind_err)?;
+        let listener = http::bind(listen_address).await.map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
 
         if self.store.history().is_none() {
@@ -385,13 +429,13 @@ impl App {
         let (web, tls) = (Arc::downgrade(self), Arc::downgrade(self));
         let current: Arc<dyn Fn() -> Arc<WebConfig> + Send + Sync> =
             Arc::new(move || web.upgrade().map(|a| a.web_config()).unwrap_or_default());
-        let tls_source: server::TlsSource = Arc::new(move || tls.upgrade().and_then(|a| a.web_config().tls()));
-        let handler = webconfig::protect(server::exporter(app.clone()), current);
+        let tls_source: http::TlsSource = Arc::new(move || tls.upgrade().and_then(|a| a.web_config().tls()));
+        let handler = auth::protect(web::handler(self.site.clone()), current);
         let handle = tokio::spawn(async move {
             let max_connections = app.max_connections.load(Ordering::Relaxed) as usize;
             let options =
-                server::ServerOptions { max_connections, metrics: app.metrics.connections(), ..Default::default() };
-            server::serve_with_options(listener, handler, tls_source, options, shutdown).await;
+                http::ServerOptions { max_connections, metrics: app.connections.clone(), ..Default::default() };
+            http::serve_with_options(listener, handler, tls_source, options, shutdown).await;
             if let Some(mut s) = app.scheduler.lock().await.take() {
                 s.shutdown().await;
             }
@@ -402,10 +446,6 @@ impl App {
             }
         });
         Ok((local, handle))
-    }
-
-    fn max_data_age(&self) -> std::time::Duration {
-        self.current().poll.max_data_age
     }
 }
 
@@ -429,73 +469,4 @@ pub async fn run_daemon(opts: DaemonOptions, shutdown: CancellationToken) -> Res
     let _ = handle.await;
     tracing::info!("stopped");
     Ok(())
-}
-
-impl Routes for App {
-    fn metrics(&self) -> crate::metrics::Exposition {
-        self.metrics.exposition(&self.store, Utc::now(), self.max_data_age())
-    }
-
-    /// Ready once every pair has had its first poll end, successful or not. Each poll is
-    /// bounded by the poll budget, a `Retry-After` beyond it ends the poll at once, and pairs
-    /// are polled independently, so no pair waits for another; once ready, the exporter
-    /// stays ready (a reload's new pairs are shown as unknown until polled).
-    fn is_ready(&self) -> bool {
-        if self.ready.load(Ordering::Acquire) {
-            return true;
-        }
-        let ready = self.store.every_pair_polled();
-        if ready {
-            self.ready.store(true, Ordering::Release);
-        }
-        ready
-    }
-
-    fn status_json(&self) -> String {
-        let last_cycle = self.store.last_cycle();
-        let (snapshot, now, max_age) = (self.store.snapshot(), Utc::now(), self.max_data_age());
-        let since: Vec<_> = snapshot
-            .iter()
-            .map(|(t, s)| {
-                self.store.history().and_then(|h| web::since(h, t, s.current_state(now, max_age), now, max_age))
-            })
-            .collect();
-        views::status_json(&snapshot, &since, last_cycle.as_ref(), self.is_ready(), now, max_age)
-    }
-
-    fn status_page(&self) -> Option<String> {
-        let refresh = self.landing_refresh().unwrap_or(30);
-        Some(web::page(&self.status_fragment()?, refresh))
-    }
-
-    fn status_fragment(&self) -> Option<String> {
-        let history = self.store.history()?;
-        let now = Utc::now();
-        Some(web::status_fragment(&web::pair_views(&self.store.snapshot(), history, now, self.max_data_age()), now))
-    }
-
-    fn history_json(&self, query: &str) -> Result<String, (hyper::StatusCode, String)> {
-        let Some(history) = self.store.history() else {
-            return Err((hyper::StatusCode::SERVICE_UNAVAILABLE, "history is not started yet\n".to_owned()));
-        };
-        web::history_json(query, &self.store.snapshot(), history, Utc::now(), self.max_data_age()).map_err(|e| {
-            let status = match e {
-                web::HistoryQueryError::BadRequest(_) => hyper::StatusCode::BAD_REQUEST,
-                web::HistoryQueryError::NotWatched(_) => hyper::StatusCode::NOT_FOUND,
-            };
-            (status, format!("{e}\n"))
-        })
-    }
-
-    fn landing_status(&self) -> String {
-        views::landing_status(&self.store.snapshot(), Utc::now(), self.max_data_age())
-    }
-
-    fn landing_refresh(&self) -> Option<u64> {
-        Some(self.landing_refresh.load(Ordering::Relaxed)).filter(|s| *s > 0)
-    }
-
-    fn reload(&self) -> BoxFuture<'_, Result<(), String>> {
-        App::reload(self).map(|r| r.map_err(|e| e.to_string())).boxed()
-    }
 }

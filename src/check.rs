@@ -9,9 +9,10 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::model::PollError;
 use crate::model::{AuthorityState, Observation, Target};
-use crate::smileid::{self, PollError};
-use crate::views::{ago, percent};
+use crate::model::{fmt_ago as ago, fmt_percent as percent};
+use crate::smileid;
 
 /// Exit code when every pair is online.
 pub const ALL_ONLINE: u8 = 0;

@@ -1159,10 +1159,7 @@ pub fn normalize_listen_address(s: &str) -> Option<String> {
     Some(format!("{host}:{port}"))
 }
 
-/// A duration as a person writes it: `10m`, `1h 30m`.
-pub fn fmt_duration(d: Duration) -> String {
-    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
-}
+pub use crate::model::fmt_duration;
 
 #[cfg(test)]
 mod tests;

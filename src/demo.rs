@@ -17,8 +17,8 @@ use crate::config::{
 use crate::history::{History, Point};
 use crate::model::{Observation, Rate};
 use crate::secret::Secret;
-use crate::server;
 use crate::simulator::{Account, Scenario, Simulator, SystemClock};
+use crate::web::http as server;
 
 /// Simulated time runs this much faster: a 10-minute window every 10 seconds, an hour a minute.
 pub const SPEED: f64 = 60.0;

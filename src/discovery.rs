@@ -12,8 +12,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use prometheus::{Gauge, IntCounterVec, IntGauge, Opts};
+
 use crate::config::DiscoveryConfig;
-use crate::metrics::DiscoveryMetrics;
 use crate::model::{Clock, SystemClock, Target};
 use crate::smileid::catalogue::{CatalogueApi, CatalogueError};
 
@@ -263,6 +264,72 @@ pub fn watched(explicit: &[Target], found: &[Target]) -> Vec<Target> {
     all
 }
 
+/// Discovery's metrics: how many pairs the catalogue gave and whether reading it works.
+/// Clones share the same series; they are served once registered with the
+/// metrics ([`DiscoveryMetrics::collectors`]).
+#[derive(Clone, Debug)]
+pub struct DiscoveryMetrics {
+    targets: IntGauge,
+    last_success: Gauge,
+    refreshes: IntCounterVec,
+}
+
+impl Default for DiscoveryMetrics {
+    fn default() -> Self {
+        let targets = IntGauge::new(
+            "idauth_discovery_targets",
+            "(country, id_type) pairs watched because the provider's catalogue lists them (after discovery.countries and exclude).",
+        )
+        .expect("valid metric");
+        let last_success = Gauge::new(
+            "idauth_discovery_last_success_timestamp_seconds",
+            "When the provider's catalogue was last read successfully, in Unix seconds (the start time until the first success).",
+        )
+        .expect("valid metric");
+        // Like the heartbeat: a discovery that never succeeds must age from the start, not from 1970.
+        last_success.set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+        let refreshes = IntCounterVec::new(
+            Opts::new(
+                "idauth_discovery_refreshes_total",
+                "Reads of the provider's catalogue, by result (success, failure).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        for result in ["success", "failure"] {
+            refreshes.with_label_values(&[result]);
+        }
+        DiscoveryMetrics { targets, last_success, refreshes }
+    }
+}
+
+impl DiscoveryMetrics {
+    /// Counts one read of the catalogue.
+    pub fn record_refresh(&self, ok: bool, at: chrono::DateTime<chrono::Utc>) {
+        self.refreshes.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
+        if ok {
+            self.last_success.set(at.timestamp_millis() as f64 / 1000.0);
+        }
+    }
+
+    /// Sets the number of pairs watched through discovery.
+    pub fn set_targets(&self, n: usize) {
+        self.targets.set(n as i64);
+    }
+
+    /// Reads of the catalogue that ended with `result` (`success` or `failure`).
+    pub fn refreshes(&self, result: &str) -> u64 {
+        self.refreshes.with_label_values(&[result]).get()
+    }
+}
+
+impl DiscoveryMetrics {
+    /// Its series, for the registry that serves them.
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![Box::new(self.targets.clone()), Box::new(self.last_success.clone()), Box::new(self.refreshes.clone())]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use futures_util::FutureExt;
@@ -270,7 +337,7 @@ mod tests {
 
     use super::*;
     use crate::model::Country;
-    use crate::smileid::PollError;
+    use crate::model::PollError;
 
     /// A catalogue whose next answers the test sets.
     #[derive(Default)]

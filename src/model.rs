@@ -1,6 +1,6 @@
 //! Domain values, parsed once at the edges: [`Country`], [`IdType`], [`Target`],
 //! [`AuthorityState`] and the provider's [`Observation`] of one authority; why a poll
-//! failed ([`FailureReason`]); how long one poll may take ([`PollBudget`]); and the
+//! failed ([`PollError`], [`FailureReason`]); how long one poll may take ([`PollBudget`]); and the
 //! [`Clock`] that the poller and the v3 client read, so tests can set the time.
 
 use std::fmt;
@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::secret::Secret;
 
 /// Every ISO 3166-1 alpha-2 code currently assigned, two letters each.
 const ISO_3166_ALPHA2: &str = "\
@@ -203,6 +205,7 @@ pub struct Observation {
     /// Success ratio (0..1) over the provider's last hour.
     pub rate_1h: Option<Rate>,
     /// When the provider last checked the authority.
+    #[serde(with = "timestamp::option")]
     pub last_checked: Option<DateTime<Utc>>,
 }
 
@@ -512,6 +515,158 @@ impl Clock for TokioClock {
     fn now(&self) -> DateTime<Utc> {
         self.origin + chrono::TimeDelta::from_std(self.start.elapsed()).unwrap_or(chrono::TimeDelta::MAX)
     }
+}
+
+/// A failed poll. Once through [`PollError::redact`] (every client's result is), its
+/// messages are cut short and never hold the API key.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PollError {
+    /// No complete answer in time.
+    #[error("no complete answer within {}", fmt_duration(*.0))]
+    Timeout(Duration),
+    /// Could not connect.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// Credentials refused.
+    #[error("unauthorized (HTTP {status}): {message}")]
+    Unauthorized {
+        /// HTTP status.
+        status: u16,
+        /// The provider's words.
+        message: String,
+    },
+    /// Too many requests.
+    #[error("rate limited (HTTP 429): {message}")]
+    RateLimited {
+        /// The provider's words.
+        message: String,
+    },
+    /// The provider has no data for this pair.
+    #[error("no data: {0}")]
+    NoData(String),
+    /// Another HTTP error status.
+    #[error("HTTP {status}: {message}")]
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// The provider's words.
+        message: String,
+    },
+    /// An answer we could not use.
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+}
+
+impl PollError {
+    /// The bounded label value for this error.
+    pub fn reason(&self) -> FailureReason {
+        match self {
+            PollError::Timeout(_) => FailureReason::Timeout,
+            PollError::Connect(_) => FailureReason::Connect,
+            PollError::Unauthorized { .. } => FailureReason::Unauthorized,
+            PollError::RateLimited { .. } => FailureReason::RateLimited,
+            PollError::NoData(_) => FailureReason::NoData,
+            PollError::Http { status, .. } if *status >= 500 => FailureReason::Http5xx,
+            PollError::Http { .. } => FailureReason::Http4xx,
+            PollError::InvalidResponse(_) => FailureReason::InvalidResponse,
+        }
+    }
+
+    /// Whether trying again soon may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PollError::Timeout(_) | PollError::Connect(_) | PollError::RateLimited { .. } => true,
+            PollError::Http { status, .. } => *status == 408 || *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// The same error with every occurrence of `secret` blotted out, whatever a server
+    /// echoed, and then cut short. In that order: a cut made first could split the key and
+    /// leave its first characters where no whole key is left to find.
+    pub fn redact(self, secret: &Secret) -> PollError {
+        let fix = |s: String| shorten(redact_text(s, secret));
+        match self {
+            PollError::Connect(m) => PollError::Connect(fix(m)),
+            PollError::Unauthorized { status, message } => PollError::Unauthorized { status, message: fix(message) },
+            PollError::RateLimited { message } => PollError::RateLimited { message: fix(message) },
+            PollError::NoData(m) => PollError::NoData(fix(m)),
+            PollError::Http { status, message } => PollError::Http { status, message: fix(message) },
+            PollError::InvalidResponse(m) => PollError::InvalidResponse(fix(m)),
+            e @ PollError::Timeout(_) => e,
+        }
+    }
+}
+
+pub(crate) fn redact_text(s: String, secret: &Secret) -> String {
+    if secret.is_empty() { s } else { s.replace(secret.expose(), "<redacted>") }
+}
+
+/// The most characters of provider text that we keep.
+pub(crate) const TEXT_LIMIT: usize = 200;
+
+/// Provider text cut to at most [`TEXT_LIMIT`] characters, with `…` when cut; cutting twice changes nothing.
+pub(crate) fn shorten(s: String) -> String {
+    match s.char_indices().nth(TEXT_LIMIT) {
+        None => s,
+        Some((at, _)) if s[at..] == *"…" => s,
+        Some((at, _)) => format!("{}…", s[..at].trim_end()),
+    }
+}
+
+/// A duration as a person writes it: `10m`, `1h 30m`.
+pub fn fmt_duration(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}
+
+/// Times in JSON answers, one format everywhere: RFC 3339 in UTC to the millisecond
+/// (`2026-12-06T01:48:10.902Z`), the precision the store keeps, so an answer does not
+/// change across a restart. Use as `#[serde(with = "timestamp")]`.
+pub mod timestamp {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serializer;
+
+    /// The text of `t`.
+    pub fn format(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    /// Serializes `t` as [`format`] does.
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    /// For `Option<DateTime<Utc>>` fields.
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::Serializer;
+
+        /// Serializes `t` as [`super::format`] does, or null.
+        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&super::format(t)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
+/// `t` to the millisecond, the precision the history store keeps: what memory shows
+/// before a restart is what the store gives back after it.
+pub fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// A rate as the percentage the provider wrote, `-` when unknown.
+pub fn fmt_percent(r: Option<Rate>) -> String {
+    r.map_or("-".to_owned(), Rate::percent)
+}
+
+/// `12m ago`, or `in 3s` for a clock ahead of ours.
+pub fn fmt_ago(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
+    let secs = (now - at).num_seconds();
+    let d = Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 { format!("{} ago", fmt_duration(d)) } else { format!("in {}", fmt_duration(d)) }
 }
 
 #[cfg(test)]

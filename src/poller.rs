@@ -16,8 +16,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::PollConfig;
 use crate::metrics::Metrics;
+use crate::model::PollError;
 use crate::model::{Clock, Observation, PollBudget, SystemClock, Target};
-use crate::smileid::{IdStatusApi, PollError};
+use crate::smileid::IdStatusApi;
 use crate::store::{CycleRecord, Store};
 
 /// How the pairs are polled: the `poll:` settings the poller needs.
@@ -39,10 +40,9 @@ impl PollSettings {
     }
 }
 
-/// What a reload replaces.
+/// What a reload replaces (the watched pairs are the store's).
 struct Setup {
     api: Arc<dyn IdStatusApi>,
-    targets: Vec<Target>,
     settings: PollSettings,
     permits: Arc<Semaphore>,
 }
@@ -79,15 +79,15 @@ impl Drop for InFlight {
 }
 
 impl Poller {
-    /// A poller writing into `store` and `metrics`, reading the system clock.
+    /// A poller of the pairs `store` watches, writing into it and `metrics`, reading the
+    /// system clock.
     pub fn new(
         api: Arc<dyn IdStatusApi>,
         store: Arc<Store>,
         metrics: Arc<Metrics>,
-        targets: Vec<Target>,
         settings: PollSettings,
     ) -> Arc<Poller> {
-        Poller::with_clock(api, store, metrics, targets, settings, Arc::new(SystemClock))
+        Poller::with_clock(api, store, metrics, settings, Arc::new(SystemClock))
     }
 
     /// [`Poller::new`] with the time read from `clock`.
@@ -95,7 +95,6 @@ impl Poller {
         api: Arc<dyn IdStatusApi>,
         store: Arc<Store>,
         metrics: Arc<Metrics>,
-        targets: Vec<Target>,
         settings: PollSettings,
         clock: Arc<dyn Clock>,
     ) -> Arc<Poller> {
@@ -104,7 +103,7 @@ impl Poller {
             store,
             metrics,
             clock,
-            setup: RwLock::new(Setup { api, targets, settings, permits }),
+            setup: RwLock::new(Setup { api, settings, permits }),
             in_flight: Mutex::new(HashSet::new()),
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
@@ -115,35 +114,29 @@ impl Poller {
         self.setup.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The pairs this poller polls.
+    /// The pairs this poller polls: those the store watches.
     pub fn targets(&self) -> Vec<Target> {
-        self.setup().targets.clone()
+        self.store.targets()
     }
 
-    /// Takes a new client, pairs and settings (a reload). The store and the metrics drop the
-    /// pairs that went, under the same lock that recording a result takes, so a poll of a
-    /// removed pair that ends later cannot bring its series back. Polls in flight finish
-    /// with the client they began with. Returns the pairs that were added.
+    /// Takes a new client, pairs and settings (a reload). The store drops the pairs that
+    /// went, under the same lock that recording a result takes, so a poll of a removed pair
+    /// that ends later cannot bring its series back. Polls in flight finish with the client
+    /// they began with. Returns the pairs that were added.
     pub fn reconfigure(&self, api: Arc<dyn IdStatusApi>, targets: Vec<Target>, settings: PollSettings) -> Vec<Target> {
         let mut setup = self.setup.write().unwrap_or_else(|p| p.into_inner());
-        let added = targets.iter().filter(|t| !setup.targets.contains(t)).cloned().collect();
-        self.store.set_targets(&targets);
-        self.metrics.set_targets(&setup.targets, &targets);
+        let added = self.store.set_targets(&targets);
         if settings.concurrency != setup.settings.concurrency {
             setup.permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         }
-        *setup = Setup { api, targets, settings, permits: setup.permits.clone() };
+        *setup = Setup { api, settings, permits: setup.permits.clone() };
         added
     }
 
     /// Takes new pairs, keeping the client and settings (discovery found or dropped some);
     /// returns the pairs that were added.
     pub fn set_targets(&self, targets: Vec<Target>) -> Vec<Target> {
-        let (api, settings) = {
-            let setup = self.setup();
-            (setup.api.clone(), setup.settings)
-        };
-        self.reconfigure(api, targets, settings)
+        self.store.set_targets(&targets)
     }
 
     /// Polls every pair once and waits for those polls. With `spread`, start times are spaced
@@ -235,15 +228,9 @@ impl Poller {
             Ok(r) => r,
             Err(_) => Err(PollError::Timeout(budget)),
         };
-        let took = clock.elapsed();
         let now = self.clock.now();
-        let setup = self.setup();
-        if !setup.targets.contains(target) {
-            tracing::debug!(country = %target.country, id_type = %target.id_type,
-                "dropping the result of a pair that a reload removed");
-            return result;
-        }
-        self.metrics.record_poll(target, result.as_ref(), took);
+        self.metrics.record_poll_duration(clock.elapsed());
+        // The store keeps nothing of a pair a reload removed meanwhile.
         match &result {
             Ok(o) => {
                 if let Some(raw) = &o.unrecognized_status {
@@ -259,7 +246,6 @@ impl Poller {
                 self.store.record_failure(target, e, now);
             }
         }
-        drop(setup);
         result
     }
 
@@ -346,7 +332,7 @@ mod tests {
     }
 
     fn heartbeat(metrics: &Metrics, store: &Store) -> f64 {
-        let text = metrics.render(store, chrono::Utc::now(), Duration::from_secs(3600));
+        let text = metrics.render(store, chrono::Utc::now());
         let line = text.lines().find(|l| l.starts_with("idauth_poll_cycle_last_run_timestamp_seconds ")).unwrap();
         line.rsplit_once(' ').unwrap().1.parse().unwrap()
     }
@@ -358,12 +344,11 @@ mod tests {
         let t = targets(3);
         let api = Arc::new(OneStuck { stuck: t[0].clone(), calls: Default::default() });
         let store = Arc::new(Store::new(&t));
-        let metrics = Arc::new(Metrics::new("test"));
+        let metrics = Arc::new(Metrics::new("test", chrono::Utc::now()));
         let clock = Arc::new(crate::model::TokioClock::new());
         // Every 5 s; the budget is 5 s (no jitter), the stuck pair's poll ends there.
         let settings = PollSettings { concurrency: 2, jitter: Duration::ZERO, budget: Duration::from_secs(5) };
-        let poller =
-            Poller::with_clock(api.clone(), store.clone(), metrics.clone(), t.clone(), settings, clock.clone());
+        let poller = Poller::with_clock(api.clone(), store.clone(), metrics.clone(), settings, clock.clone());
         let began = tokio::time::Instant::now();
         let mut beats = Vec::new();
         for tick in 0..6u64 {
@@ -374,12 +359,12 @@ mod tests {
             // Within 10 ms of each tick: the healthy pairs have been polled, the heartbeat is
             // set, and the stuck pair holds neither.
             beats.push(heartbeat(&metrics, &store));
-            let snap = store.snapshot();
-            for (target, status) in &snap[1..] {
-                let at = status.last_poll.as_ref().expect("polled").at;
-                assert!((clock.now() - at).num_milliseconds() <= 10, "{target} not polled at tick {tick}");
+            let snap = store.now(clock.now());
+            for p in &snap[1..] {
+                let at = p.last_poll.as_ref().expect("polled").at;
+                assert!((clock.now() - at).num_milliseconds() <= 10, "{} not polled at tick {tick}", p.target);
             }
-            assert!(store.every_pair_polled() || tick == 0, "the stuck pair's poll has ended by tick {tick}");
+            assert!(store.is_ready() || tick == 0, "the stuck pair's poll has ended by tick {tick}");
         }
         for (i, b) in beats.iter().enumerate().skip(1) {
             assert!((b - beats[i - 1] - 5.0).abs() < 0.05, "heartbeat every 5 s: {beats:?}");
@@ -389,7 +374,7 @@ mod tests {
         assert_eq!(calls[&t[2]], 6);
         // The stuck pair was cut at the 5 s budget, as a timeout; its next poll began then.
         assert!((5..=6).contains(&calls[&t[0]]), "{calls:?}");
-        let stuck = &store.snapshot()[0].1;
+        let stuck = &store.now(clock.now())[0];
         assert_eq!(stuck.last_poll.as_ref().unwrap().reason, Some(crate::model::FailureReason::Timeout));
     }
 
@@ -400,7 +385,7 @@ mod tests {
         let api = Arc::new(OneStuck { stuck: t[0].clone(), calls: Default::default() });
         let store = Arc::new(Store::new(&t));
         let settings = PollSettings { concurrency: 4, jitter: Duration::ZERO, budget: Duration::from_secs(7200) };
-        let poller = Poller::new(api.clone(), store, Arc::new(Metrics::new("test")), t.clone(), settings);
+        let poller = Poller::new(api.clone(), store, Arc::new(Metrics::new("test", chrono::Utc::now())), settings);
         for _ in 0..3 {
             let p = poller.clone();
             tokio::spawn(async move { p.run_cycle(false).await });
@@ -416,7 +401,8 @@ mod tests {
         let t = targets(1);
         let api = Arc::new(OneStuck { stuck: t[0].clone(), calls: Default::default() });
         let settings = PollSettings { concurrency: 1, jitter: Duration::ZERO, budget: Duration::from_secs(7200) };
-        let poller = Poller::new(api, Arc::new(Store::new(&t)), Arc::new(Metrics::new("test")), t, settings);
+        let poller =
+            Poller::new(api, Arc::new(Store::new(&t)), Arc::new(Metrics::new("test", chrono::Utc::now())), settings);
         let p = poller.clone();
         let cycle = tokio::spawn(async move { p.run_cycle(false).await });
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -433,8 +419,8 @@ mod tests {
         let t = targets(2);
         let api = Arc::new(Slow::default());
         let store = Arc::new(Store::new(&t));
-        let metrics = Arc::new(Metrics::new("test"));
-        let poller = Poller::new(api.clone(), store.clone(), metrics.clone(), t.clone(), settings(4, 0));
+        let metrics = Arc::new(Metrics::new("test", chrono::Utc::now()));
+        let poller = Poller::new(api.clone(), store.clone(), metrics.clone(), settings(4, 0));
         let p = poller.clone();
         let cycle = tokio::spawn(async move { p.run_cycle(false).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -442,10 +428,10 @@ mod tests {
         let added = poller.reconfigure(api, vec![t[0].clone()], settings(4, 0));
         assert!(added.is_empty());
         cycle.await.unwrap();
-        let text = metrics.render(&store, chrono::Utc::now(), Duration::from_secs(3600));
+        let text = metrics.render(&store, chrono::Utc::now());
         assert!(text.contains(&format!("id_type=\"{}\"", t[0].id_type)), "{text}");
         assert!(!text.contains(&format!("id_type=\"{}\"", t[1].id_type)), "{text}");
-        assert_eq!(store.snapshot().len(), 1);
+        assert_eq!(store.now(chrono::Utc::now()).len(), 1);
     }
 
     /// Pairs a reload adds go through the poller's permits like any other poll.
@@ -453,13 +439,14 @@ mod tests {
     async fn pairs_added_by_a_reload_respect_the_concurrency() {
         let api = Arc::new(Slow::default());
         let store = Arc::new(Store::new(&[]));
-        let poller = Poller::new(api.clone(), store.clone(), Arc::new(Metrics::new("test")), vec![], settings(2, 0));
+        let poller =
+            Poller::new(api.clone(), store.clone(), Arc::new(Metrics::new("test", chrono::Utc::now())), settings(2, 0));
         let added = poller.reconfigure(api.clone(), targets(8), settings(2, 0));
         assert_eq!(added.len(), 8);
         poller.poll_now(&added);
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(api.most.load(Ordering::SeqCst), 2);
-        assert!(store.every_pair_polled());
+        assert!(store.is_ready());
     }
 
     fn targets(n: usize) -> Vec<Target> {
@@ -472,7 +459,8 @@ mod tests {
         let api = Arc::new(Slow::default());
         let t = targets(8);
         let store = Arc::new(Store::new(&t));
-        let poller = Poller::new(api.clone(), store, Arc::new(Metrics::new("test")), t, settings(3, 0));
+        let poller =
+            Poller::new(api.clone(), store, Arc::new(Metrics::new("test", chrono::Utc::now())), settings(3, 0));
         let record = poller.run_cycle(false).await;
         assert_eq!((record.pairs, record.ok, record.failed), (8, 8, 0));
         assert_eq!(api.most.load(Ordering::SeqCst), 3);
@@ -483,7 +471,8 @@ mod tests {
         let api = Arc::new(Slow::default());
         let t = targets(4);
         let store = Arc::new(Store::new(&t));
-        let poller = Poller::new(api.clone(), store, Arc::new(Metrics::new("test")), t, settings(4, 20));
+        let poller =
+            Poller::new(api.clone(), store, Arc::new(Metrics::new("test", chrono::Utc::now())), settings(4, 20));
         let began = tokio::time::Instant::now();
         poller.run_cycle(true).await;
         let offsets: Vec<u64> = api.starts.lock().unwrap().iter().map(|s| (*s - began).as_secs()).collect();
@@ -491,8 +480,12 @@ mod tests {
         // Without spreading (the start-up cycle) they all go at once.
         let api = Arc::new(Slow::default());
         let t = targets(4);
-        let poller =
-            Poller::new(api.clone(), Arc::new(Store::new(&t)), Arc::new(Metrics::new("test")), t, settings(4, 20));
+        let poller = Poller::new(
+            api.clone(),
+            Arc::new(Store::new(&t)),
+            Arc::new(Metrics::new("test", chrono::Utc::now())),
+            settings(4, 20),
+        );
         let began = tokio::time::Instant::now();
         poller.run_cycle(false).await;
         assert!(api.starts.lock().unwrap().iter().all(|s| *s == began));

@@ -1,6 +1,6 @@
 //! TLS plumbing: the process-wide rustls crypto provider, and when a certificate expires.
 //!
-//! It sits below [`webconfig`](crate::webconfig) and [`smileid`](crate::smileid), the
+//! It sits below [`web::auth`](crate::web::auth) and [`smileid`](crate::smileid), the
 //! two users of rustls, so that neither borrows it from the other.
 
 /// Makes rustls use *ring*, the lighter of its providers; harmless when already done.

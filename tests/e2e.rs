@@ -26,8 +26,8 @@ use chrono::TimeZone;
 use common::*;
 use idauth_exporter::config::Environment;
 use idauth_exporter::secret::Secret;
-use idauth_exporter::server;
 use idauth_exporter::simulator::{Account, Scenario, Simulator, SystemClock};
+use idauth_exporter::web::http as server;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -40,9 +40,9 @@ const SPEED: f64 = 600.0 / PERIOD as f64;
 const SCHEDULE: &str = "1/10 * * * * *";
 /// How many windows NG BVN is offline.
 const OUTAGE_WINDOWS: i64 = 7;
-/// The mixin's `_config` for this clock. `subqueryStep` must be finer than a poll period.
+/// The mixin's `_config` for this clock.
 const FAST_CONFIG: &str = "{pollPeriodSeconds: 10, maxDataAgeSeconds: 30, lookbackSeconds: 3, memorySeconds: 600, \
-     subqueryStep: '1s', exporterDownForSeconds: 5, unknownForSeconds: 10, providerStaleSeconds: 60}";
+     exporterDownForSeconds: 5, unknownForSeconds: 10, providerStaleSeconds: 60}";
 const JOB: &str = "idauth-exporter";
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");

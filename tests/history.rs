@@ -10,14 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use idauth_exporter::history::{FILE_NAME, History, Point};
-use idauth_exporter::metrics::HistoryMetrics;
+use idauth_exporter::history::{FILE_NAME, History, HistoryMetrics, Point};
 use idauth_exporter::model::{AuthorityState, Observation, Rate, Target};
 use idauth_exporter::store::Store;
-use idauth_exporter::web;
+use idauth_exporter::web::api;
 
 const DAY: Duration = Duration::from_secs(86_400);
-const MAX_AGE: Duration = Duration::from_secs(1800);
 const FLUSH: Duration = Duration::from_secs(20);
 
 /// Now, to the millisecond the store keeps.
@@ -84,6 +82,30 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A store attached to `history`, watching `pairs`, as the daemon builds it at start.
+fn store(pairs: &[Target], history: &Arc<History>, now: DateTime<Utc>) -> Store {
+    let store = Store::new(pairs);
+    store.attach_history(history.clone(), now);
+    store
+}
+
+/// What every reader shows of every pair, and the status page's bars and uptime, with
+/// each view as JSON (the one time format of every answer), but for its last poll: the one
+/// thing a restart does not bring back (the new run has not polled yet).
+fn shown(store: &Store, now: DateTime<Utc>) -> String {
+    let ranges = [TimeDelta::hours(24), TimeDelta::days(7), TimeDelta::days(30)];
+    let histories: Vec<String> = store
+        .histories(now, 144, &ranges)
+        .iter()
+        .map(|h| {
+            let mut view = serde_json::to_value(&h.now).unwrap();
+            view["last_poll"] = serde_json::Value::Null;
+            format!("{:?} {:?} {view}", h.cells, h.uptime)
+        })
+        .collect();
+    histories.join("\n")
+}
+
 #[test]
 fn a_restart_restores_state_since_and_history() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,67 +118,82 @@ fn a_restart_restores_state_since_and_history() {
         Point::failed(now - TimeDelta::minutes(15)),
         observed(now - TimeDelta::minutes(10), AuthorityState::Offline, 0.05),
     ];
-    {
+    let before = {
         let metrics = HistoryMetrics::default();
-        let history = History::open(dir.path(), 30 * DAY, metrics.clone(), now);
+        let history = Arc::new(History::open(dir.path(), 30 * DAY, metrics.clone()));
         assert!(metrics.persisting());
+        let store = store(std::slice::from_ref(&ng), &history, now);
         for p in &written {
-            history.append(&ng, p.clone());
+            match p.observation() {
+                Some(o) => store.record_success(&ng, o, p.time),
+                None => store.record_failure(&ng, &idauth_exporter::model::PollError::NoData("x".into()), p.time),
+            }
         }
         assert!(history.flush(FLUSH));
-    }
+        shown(&store, now)
+    };
     assert!(dir.path().join(FILE_NAME).exists());
 
     let metrics = HistoryMetrics::default();
-    let history = Arc::new(History::open(dir.path(), 30 * DAY, metrics.clone(), now));
+    let history = Arc::new(History::open(dir.path(), 30 * DAY, metrics.clone()));
     assert!(metrics.persisting());
-    assert_eq!(history.points(&ng, now - TimeDelta::days(1)), written, "the whole history comes back");
-    let store = Store::new(std::slice::from_ref(&ng));
-    store.attach_history(history.clone());
-    let (_, status) = &store.snapshot()[0];
-    assert_eq!(status.current_state(now, MAX_AGE), AuthorityState::Offline, "the state before the restart");
-    assert_eq!(status.observation.as_ref().unwrap().rate_10m, Rate::from_f64(0.05));
-    assert!(status.last_poll.is_none(), "readiness still waits for a poll of this run");
     assert_eq!(
-        web::since(&history, &ng, AuthorityState::Offline, now, MAX_AGE),
-        Some(now - TimeDelta::minutes(20)),
-        "offline since the first offline poll, across the restart"
+        history.points(&ng, now - TimeDelta::days(1), now + TimeDelta::days(1)).unwrap(),
+        written,
+        "the whole history comes back"
     );
+    let store = store(std::slice::from_ref(&ng), &history, now);
+    let pair = store.pair_now(&ng, now).unwrap();
+    assert_eq!(pair.state, AuthorityState::Offline, "the state before the restart");
+    assert_eq!(pair.observation.as_ref().unwrap().rate_10m, Rate::from_f64(0.05));
+    assert!(pair.last_poll.is_none(), "readiness still waits for a poll of this run");
+    assert_eq!(
+        pair.since,
+        Some(now - TimeDelta::minutes(21)),
+        "offline since the provider's time of the first offline window, across the restart"
+    );
+    // Every reader's view, the bars and uptime included, is what it was before, to the
+    // character of the JSON (times to the millisecond on both sides of the restart).
+    assert_eq!(shown(&store, now), before);
     for op in HistoryMetrics::OPERATIONS {
         assert_eq!(metrics.errors_total(op), 0, "{op}");
     }
 }
 
 #[test]
-fn retention_drops_old_points_from_memory_and_disk() {
+fn retention_drops_old_points_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let ng = target("NG", "NIN_V2");
     let now = now();
     {
-        let history = History::open(dir.path(), DAY, HistoryMetrics::default(), now);
+        let history = History::open(dir.path(), DAY, HistoryMetrics::default());
         history.append(&ng, observed(now - TimeDelta::days(3), AuthorityState::Online, 1.0));
         history.append(&ng, observed(now - TimeDelta::hours(26), AuthorityState::Offline, 0.0));
         history.append(&ng, observed(now - TimeDelta::hours(1), AuthorityState::Online, 1.0));
-        let kept = history.points(&ng, now - TimeDelta::days(30));
-        assert_eq!(kept.iter().map(|p| p.time).collect::<Vec<_>>(), [now - TimeDelta::hours(1)], "memory");
         assert!(history.flush(FLUSH));
     }
     // Opened again with a longer retention: what the first run dropped is gone from disk.
-    let history = History::open(dir.path(), 30 * DAY, HistoryMetrics::default(), now);
-    let kept = history.points(&ng, now - TimeDelta::days(30));
+    let history = History::open(dir.path(), 30 * DAY, HistoryMetrics::default());
+    let kept = history.points(&ng, now - TimeDelta::days(30), now).unwrap();
     assert_eq!(kept.iter().map(|p| p.time).collect::<Vec<_>>(), [now - TimeDelta::hours(1)], "disk");
 }
 
-fn degrades_to_memory(history: &History, metrics: &HistoryMetrics, operation: &str) {
+/// A store that cannot be written: the exporter carries on from memory (the store's last
+/// day), and says so in a metric.
+fn degrades_to_memory(history: History, metrics: &HistoryMetrics, operation: &str) {
     let ng = target("NG", "BVN");
     let now = now();
-    history.append(&ng, observed(now - TimeDelta::minutes(10), AuthorityState::Offline, 0.0));
-    history.append(&ng, observed(now, AuthorityState::Offline, 0.0));
+    let history = Arc::new(history);
+    let store = store(std::slice::from_ref(&ng), &history, now);
+    for at in [now - TimeDelta::minutes(10), now] {
+        store.record_success(&ng, observed(at, AuthorityState::Offline, 0.0).observation().unwrap(), at);
+    }
     assert!(history.flush(FLUSH));
     assert!(!metrics.persisting(), "idauth_history_storage_persisting is 0");
     assert!(metrics.errors_total(operation) >= 1, "idauth_history_storage_errors_total{{operation={operation:?}}}");
-    assert_eq!(history.points(&ng, now - TimeDelta::hours(1)).len(), 2, "history is kept in memory");
-    assert_eq!(web::since(history, &ng, AuthorityState::Offline, now, MAX_AGE), Some(now - TimeDelta::minutes(10)));
+    let points = api::points(&store, &history, &ng, now - TimeDelta::hours(1), now + TimeDelta::seconds(1));
+    assert_eq!(points.len(), 2, "history is kept in memory");
+    assert_eq!(store.pair_now(&ng, now).unwrap().since, Some(now - TimeDelta::minutes(11)));
 }
 
 #[test]
@@ -165,11 +202,10 @@ fn a_corrupt_file_is_logged_counted_and_left_alone() {
     let garbage = b"this is not a redb database, it was overwritten by something".repeat(100);
     std::fs::write(dir.path().join(FILE_NAME), &garbage).unwrap();
     let metrics = HistoryMetrics::default();
-    let (history, log) = logs(|| History::open(dir.path(), 30 * DAY, metrics.clone(), Utc::now()));
+    let (history, log) = logs(|| History::open(dir.path(), 30 * DAY, metrics.clone()));
     assert!(log.contains("cannot open the store") && log.contains("memory only"), "{log}");
     assert_eq!(metrics.errors_total("open"), 1);
-    degrades_to_memory(&history, &metrics, "open");
-    drop(history);
+    degrades_to_memory(history, &metrics, "open");
     assert_eq!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), garbage, "kept for a person to look at");
 }
 
@@ -178,9 +214,9 @@ fn a_read_only_directory_degrades_to_memory() {
     let dir = tempfile::tempdir().unwrap();
     let _fs = Tmpfs::mount(dir.path(), "ro,size=1m");
     let metrics = HistoryMetrics::default();
-    let (history, log) = logs(|| History::open(&dir.path().join("data"), 30 * DAY, metrics.clone(), Utc::now()));
+    let (history, log) = logs(|| History::open(&dir.path().join("data"), 30 * DAY, metrics.clone()));
     assert!(log.contains("cannot open the store") && log.contains("Read-only"), "{log}");
-    degrades_to_memory(&history, &metrics, "open");
+    degrades_to_memory(history, &metrics, "open");
 }
 
 #[test]
@@ -188,7 +224,7 @@ fn a_full_disk_degrades_to_memory_and_recovers_when_space_returns() {
     let dir = tempfile::tempdir().unwrap();
     let _fs = Tmpfs::mount(dir.path(), "size=4m");
     let metrics = HistoryMetrics::default();
-    let history = History::open(dir.path(), 30 * DAY, metrics.clone(), Utc::now());
+    let history = History::open(dir.path(), 30 * DAY, metrics.clone());
     assert!(metrics.persisting(), "the store opens while there is room");
     // Fill the rest of the file system.
     let filler = dir.path().join("filler");
@@ -199,7 +235,7 @@ fn a_full_disk_degrades_to_memory_and_recovers_when_space_returns() {
     // Five pairs polled every 10 s for a few hours do not fit in what is left.
     let pairs = ["NG/BVN", "NG/NIN_V2", "KE/NATIONAL_ID", "GH/GHANA_CARD", "ZA/NATIONAL_ID"]
         .map(|p| p.split_once('/').map(|(c, i)| target(c, i)).unwrap());
-    let start = Utc::now() - TimeDelta::days(1);
+    let start = now() - TimeDelta::days(1);
     for n in 0..2000 {
         for t in &pairs {
             history.append(t, observed(start + TimeDelta::seconds(10 * n), AuthorityState::Online, 1.0));
@@ -211,13 +247,17 @@ fn a_full_disk_degrades_to_memory_and_recovers_when_space_returns() {
     assert!(history.flush(FLUSH));
     assert!(!metrics.persisting(), "writes fail once the disk is full");
     assert!(metrics.errors_total("write") >= 1);
-    assert_eq!(history.points(&pairs[0], start).len(), 2000, "nothing is lost from memory");
-    // Space comes back: the writer reopens the store and writes what was pending.
+    // Space comes back: the writer reopens the store and writes what was pending, so
+    // nothing was lost.
     drop(f);
     std::fs::remove_file(&filler).unwrap();
-    history.append(&pairs[0], observed(Utc::now(), AuthorityState::Online, 1.0));
+    history.append(&pairs[0], observed(now(), AuthorityState::Online, 1.0));
     assert!(history.flush(FLUSH));
     assert!(metrics.persisting(), "persisting again after space was freed");
+    for t in &pairs {
+        let kept = history.points(t, start, now() + TimeDelta::seconds(1)).unwrap().len();
+        assert!(kept >= 2000, "{t}: {kept} points on disk");
+    }
 }
 
 #[test]
@@ -228,9 +268,8 @@ fn concurrent_polls_during_reloads_are_all_kept() {
     let now = now();
     const PER_THREAD: i64 = 500;
     {
-        let history = Arc::new(History::open(dir.path(), 30 * DAY, HistoryMetrics::default(), now));
-        let store = Arc::new(Store::new(&pairs));
-        store.attach_history(history.clone());
+        let history = Arc::new(History::open(dir.path(), 30 * DAY, HistoryMetrics::default()));
+        let store = Arc::new(store(&pairs, &history, now));
         std::thread::scope(|s| {
             for (n, t) in pairs.iter().enumerate() {
                 let store = store.clone();
@@ -250,15 +289,51 @@ fn concurrent_polls_during_reloads_are_all_kept() {
                     let mut order = pairs.clone();
                     order.rotate_left(k % pairs.len());
                     store.set_targets(&order);
-                    history.points(&pairs[0], now - TimeDelta::hours(1));
+                    let _ = history.points(&pairs[0], now - TimeDelta::hours(1), now);
                 }
             });
         });
     }
-    let history = History::open(dir.path(), 30 * DAY, HistoryMetrics::default(), now);
+    let history = History::open(dir.path(), 30 * DAY, HistoryMetrics::default());
     for t in &pairs {
-        let points = history.points(t, now - TimeDelta::hours(1));
+        let points = history.points(t, now - TimeDelta::hours(1), now + TimeDelta::hours(1)).unwrap();
         assert_eq!(points.len() as i64, PER_THREAD, "{t}");
         assert!(points.windows(2).all(|w| w[0].time < w[1].time), "{t}: in time order");
     }
+}
+
+/// A month of 10-minute history is replayed into the same "since", bars and uptime that
+/// the live store computed, while the store holds whole points of the last day only (older
+/// ones are read from disk when asked, as the 30-day history API does).
+#[test]
+fn a_month_replays_into_the_same_views_holding_only_a_day_of_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = [target("NG", "BVN"), target("KE", "NATIONAL_ID")];
+    let now = now();
+    let start = now - TimeDelta::days(30);
+    let before = {
+        let history = Arc::new(History::open(dir.path(), 31 * DAY, HistoryMetrics::default()));
+        let store = store(&pairs, &history, start);
+        for i in 0..30 * 144 {
+            let at = start + TimeDelta::minutes(10 * i) + TimeDelta::seconds(61);
+            for (n, t) in pairs.iter().enumerate() {
+                // A daily hour offline, and a weekly failing poll.
+                let state = if (i + n as i64 * 7) % 144 < 6 { AuthorityState::Offline } else { AuthorityState::Online };
+                if i % 1008 == 500 {
+                    store.record_failure(t, &idauth_exporter::model::PollError::Timeout(Duration::from_secs(1)), at);
+                } else {
+                    store.record_success(t, observed(at, state, 0.5).observation().unwrap(), at);
+                }
+            }
+        }
+        assert!(history.flush(FLUSH));
+        let (recent, _) = store.recent_points(&pairs[0], start, now).unwrap();
+        assert!(recent.len() <= 146, "{} whole points held", recent.len());
+        shown(&store, now)
+    };
+    let history = Arc::new(History::open(dir.path(), 31 * DAY, HistoryMetrics::default()));
+    let store = store(&pairs, &history, now);
+    assert_eq!(shown(&store, now), before);
+    // The month of points is there for the history API, older ones from disk.
+    assert_eq!(api::points(&store, &history, &pairs[0], start, now).len(), 30 * 144);
 }

@@ -267,8 +267,8 @@ mod connections {
     use std::time::{Duration, Instant};
 
     use hyper::{Response, StatusCode};
-    use idauth_exporter::metrics::ConnectionMetrics;
-    use idauth_exporter::server::{self, Handler, ServerOptions};
+    use idauth_exporter::web::http::ConnectionMetrics;
+    use idauth_exporter::web::http::{self as server, Handler, ServerOptions};
     use tokio_util::sync::CancellationToken;
 
     use super::common::*;

@@ -12,9 +12,9 @@ use common::*;
 use idauth_exporter::config::Environment;
 use idauth_exporter::model::{Rate, Target};
 use idauth_exporter::secret::Secret;
-use idauth_exporter::server;
 use idauth_exporter::signature;
 use idauth_exporter::simulator::{Account, ManualClock, Scenario, Simulator};
+use idauth_exporter::web::http as server;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

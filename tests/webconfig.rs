@@ -129,7 +129,7 @@ fn the_example_web_config_is_valid_for_promtool_and_for_us() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("SUCCESS"), "{text}");
     let web =
-        idauth_exporter::webconfig::WebConfig::load(&dir.path().join("web.yml")).unwrap_or_else(|e| panic!("{e}"));
+        idauth_exporter::web::auth::WebConfig::load(&dir.path().join("web.yml")).unwrap_or_else(|e| panic!("{e}"));
     assert!(web.tls().is_some());
 }
 

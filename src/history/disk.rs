@@ -1,20 +1,23 @@
-//! The database side of [`super::History`]: redb, one table keyed by time then pair.
+//! The database side of [`super::History`]: redb, one table keyed by pair then time, so
+//! that one pair's month is one short range read (the history API, the export) and a
+//! restart replays each pair in order.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
-use super::{Message, Point};
-use crate::metrics::HistoryMetrics;
+use super::{HistoryError, HistoryMetrics, Message, Point};
 use crate::model::{AuthorityState, Target};
 
-/// Key: the time (big-endian milliseconds, sign bit flipped so that byte order is time
-/// order) then the pair as `CC/ID_TYPE`; value: [`encode`]d point. Time first makes
-/// retention one range deletion.
-const POINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("points_v1");
+/// Key: the pair as `CC/ID_TYPE`, a zero byte, then the time (big-endian milliseconds, sign
+/// bit flipped so that byte order is time order); value: [`encode`]d point.
+const POINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("points_v2");
+/// The layout of the first release, keyed by time then pair; moved into [`POINTS`] at open.
+const POINTS_V1: TableDefinition<&[u8], &[u8]> = TableDefinition::new("points_v1");
 /// How often retention runs (and at open).
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// How long after a failure the writer tries the database again.
@@ -22,19 +25,45 @@ const RETRY_EVERY: Duration = Duration::from_secs(30);
 /// Results kept for the database while it fails, written when it works again.
 const PENDING_MAX: usize = 100_000;
 
+/// The database, shared by the writer thread and the readers (redb lets reads run beside
+/// a write). The writer replaces it when it has to reopen the file.
+pub(super) type Shared = Arc<RwLock<Option<Arc<Disk>>>>;
+
 pub(super) struct Disk {
     db: Database,
 }
 
-fn key(at: DateTime<Utc>, target: Option<&Target>) -> Vec<u8> {
-    let mut k = ((at.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes().to_vec();
-    if let Some(t) = target {
-        k.extend_from_slice(t.to_string().as_bytes());
-    }
+fn time_key(at: DateTime<Utc>) -> [u8; 8] {
+    ((at.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn pair_prefix(target: &Target) -> Vec<u8> {
+    let mut k = target.to_string().into_bytes();
+    k.push(0);
     k
 }
 
-fn parse_key(k: &[u8]) -> Option<(DateTime<Utc>, Target)> {
+fn key(target: &Target, at: DateTime<Utc>) -> Vec<u8> {
+    let mut k = pair_prefix(target);
+    k.extend_from_slice(&time_key(at));
+    k
+}
+
+/// The pair part of a key (with its zero byte) and the time.
+fn split_key(k: &[u8]) -> Option<(&[u8], DateTime<Utc>)> {
+    let (pair, time) = k.split_at_checked(k.len().checked_sub(8)?)?;
+    let ms = (u64::from_be_bytes(time.try_into().ok()?) ^ (1 << 63)) as i64;
+    Some((pair, DateTime::from_timestamp_millis(ms)?))
+}
+
+fn parse_pair(pair: &[u8]) -> Option<Target> {
+    let text = std::str::from_utf8(pair.strip_suffix(&[0])?).ok()?;
+    let (c, i) = text.split_once('/')?;
+    Some(Target::new(c.parse().ok()?, i.parse().ok()?))
+}
+
+/// A key of the first layout: time then pair.
+fn parse_v1_key(k: &[u8]) -> Option<(DateTime<Utc>, Target)> {
     let (time, pair) = k.split_at_checked(8)?;
     let ms = (u64::from_be_bytes(time.try_into().ok()?) ^ (1 << 63)) as i64;
     let (c, i) = std::str::from_utf8(pair).ok()?.split_once('/')?;
@@ -89,62 +118,136 @@ fn decode(at: DateTime<Utc>, v: &[u8]) -> Option<Point> {
 }
 
 impl Disk {
-    /// Opens or creates the database; `None` (logged and counted) when it cannot be used.
-    pub(super) fn open(dir: &Path, path: &Path, metrics: &HistoryMetrics) -> Option<Disk> {
-        let opened = std::fs::create_dir_all(dir)
-            .map_err(redb::Error::Io)
-            // A small cache: the whole store is a few MiB, and memory limits are tight.
-            .and_then(|()| Database::builder().set_cache_size(16 << 20).create(path).map_err(redb::Error::from))
-            .and_then(|db| {
-                // Creating the table at once proves the file writable.
-                let tx = db.begin_write()?;
-                tx.open_table(POINTS)?;
-                tx.commit()?;
-                Ok(db)
-            });
-        match opened {
-            Ok(db) => Some(Disk { db }),
-            Err(e) => {
-                metrics.error("open");
-                tracing::error!(path = %path.display(), error = %e,
-                    "history: cannot open the store; keeping history in memory only (it will not survive a restart)");
-                None
-            }
-        }
+    /// Opens or creates the database, moving a first-layout table into the current one.
+    pub(super) fn open(dir: &Path, path: &Path) -> Result<Disk, HistoryError> {
+        std::fs::create_dir_all(dir).map_err(|e| HistoryError::from(redb::Error::Io(e)))?;
+        // A small cache: memory limits are tight, and reads are of one pair at a time.
+        let db = Database::builder().set_cache_size(16 << 20).create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => HistoryError::InUse(path.to_path_buf()),
+            e => HistoryError::from(redb::Error::from(e)),
+        })?;
+        let disk = Disk { db };
+        disk.migrate()?;
+        Ok(disk)
     }
 
-    /// Every point at or after `cutoff`, and how many records could not be read.
-    pub(super) fn load(&self, cutoff: DateTime<Utc>) -> Result<(Vec<(Target, Point)>, usize), redb::Error> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(POINTS)?;
-        let (mut points, mut bad) = (Vec::new(), 0);
-        for row in table.range(key(cutoff, None).as_slice()..)? {
-            let (k, v) = row?;
-            match parse_key(k.value()).and_then(|(at, t)| Some((t, decode(at, v.value())?))) {
-                Some(p) => points.push(p),
-                None => bad += 1,
+    /// Moves the points of the first layout (time first) into the current one, in one
+    /// transaction: an upgrade interrupted half-way leaves the old table whole.
+    fn migrate(&self) -> Result<(), HistoryError> {
+        let tx = self.db.begin_write().map_err(redb::Error::from)?;
+        let moved = match tx.open_table(POINTS_V1) {
+            Ok(old) => {
+                let mut new = tx.open_table(POINTS).map_err(redb::Error::from)?;
+                let mut moved = 0usize;
+                for row in old.iter().map_err(redb::Error::from)? {
+                    let (k, v) = row.map_err(redb::Error::from)?;
+                    if let Some((at, t)) = parse_v1_key(k.value()) {
+                        new.insert(key(&t, at).as_slice(), v.value()).map_err(redb::Error::from)?;
+                        moved += 1;
+                    }
+                }
+                moved
             }
+            Err(TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(redb::Error::from(e).into()),
+        };
+        // Creating the table at once proves the file writable.
+        tx.open_table(POINTS).map_err(redb::Error::from)?;
+        let had_v1 = tx.delete_table(POINTS_V1).map_err(redb::Error::from)?;
+        tx.commit().map_err(redb::Error::from)?;
+        if had_v1 {
+            tracing::info!(points = moved, "history: the store was moved to the per-pair layout");
         }
-        Ok((points, bad))
+        Ok(())
     }
 
-    fn write(&self, batch: &[(Target, Point)]) -> Result<(), redb::Error> {
+    /// Calls `f` on every point from `from` (inclusive) to `to` (exclusive), pair by pair in
+    /// time order; returns how many records could not be read.
+    pub(super) fn for_each(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        mut f: impl FnMut(&Target, Point),
+    ) -> Result<usize, HistoryError> {
+        let tx = self.db.begin_read().map_err(redb::Error::from)?;
+        let table = tx.open_table(POINTS).map_err(redb::Error::from)?;
+        let mut bad = 0;
+        // Keys are pair first: the pair is parsed once per run of its keys.
+        let mut current: Option<(Vec<u8>, Option<Target>)> = None;
+        for row in table.iter().map_err(redb::Error::from)? {
+            let (k, v) = row.map_err(redb::Error::from)?;
+            let Some((pair, at)) = split_key(k.value()) else {
+                bad += 1;
+                continue;
+            };
+            if at < from || at >= to {
+                continue;
+            }
+            if current.as_ref().is_none_or(|(p, _)| p.as_slice() != pair) {
+                current = Some((pair.to_vec(), parse_pair(pair)));
+            }
+            match (current.as_ref().and_then(|(_, t)| t.as_ref()), decode(at, v.value())) {
+                (Some(t), Some(p)) => f(t, p),
+                _ => bad += 1,
+            }
+        }
+        Ok(bad)
+    }
+
+    /// The points of `target` from `from` to `to`, in time order.
+    pub(super) fn points(
+        &self,
+        target: &Target,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Point>, HistoryError> {
+        let tx = self.db.begin_read().map_err(redb::Error::from)?;
+        let table = tx.open_table(POINTS).map_err(redb::Error::from)?;
+        let (a, b) = (key(target, from), key(target, to));
+        let mut out = Vec::new();
+        for row in table.range(a.as_slice()..b.as_slice()).map_err(redb::Error::from)? {
+            let (k, v) = row.map_err(redb::Error::from)?;
+            if let Some(p) = split_key(k.value()).and_then(|(_, at)| decode(at, v.value())) {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn write(&self, batch: &[(Target, Point)]) -> Result<(), redb::Error> {
         let tx = self.db.begin_write()?;
         {
             let mut table = tx.open_table(POINTS)?;
             for (t, p) in batch {
-                table.insert(key(p.time, Some(t)).as_slice(), encode(p).as_slice())?;
+                table.insert(key(t, p.time).as_slice(), encode(p).as_slice())?;
             }
         }
         tx.commit()?;
         Ok(())
     }
 
+    /// Deletes every pair's points before `cutoff`: one range deletion per pair.
     fn drop_before(&self, cutoff: DateTime<Utc>) -> Result<(), redb::Error> {
         let tx = self.db.begin_write()?;
         {
             let mut table = tx.open_table(POINTS)?;
-            table.retain_in(..key(cutoff, None).as_slice(), |_, _| false)?;
+            let mut next: Vec<u8> = Vec::new();
+            loop {
+                let pair = {
+                    let mut range = table.range(next.as_slice()..)?;
+                    let Some((k, _)) = range.next().transpose()? else { break };
+                    let Some((pair, _)) = split_key(k.value()) else { break };
+                    pair.to_vec()
+                };
+                let mut end = pair.clone();
+                end.extend_from_slice(&time_key(cutoff));
+                table.retain_in(pair.as_slice()..end.as_slice(), |_, _| false)?;
+                // The next pair: past every key of this one (its zero byte becomes one).
+                next = pair;
+                if let Some(last) = next.last_mut() {
+                    *last = 1;
+                }
+            }
         }
         tx.commit()?;
         Ok(())
@@ -154,16 +257,18 @@ impl Disk {
 /// The writer thread: batches what arrives, writes it, enforces retention; on failure
 /// keeps results pending (bounded), counts and logs, and reopens the database later.
 pub(super) fn writer(
-    mut db: Option<Disk>,
+    shared: Shared,
     dir: PathBuf,
     path: PathBuf,
     rx: super::Inbox,
     retention: TimeDelta,
     metrics: HistoryMetrics,
 ) {
+    let current = || shared.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let set = |disk: Option<Arc<Disk>>| *shared.write().unwrap_or_else(|p| p.into_inner()) = disk;
     let mut pending: Vec<(Target, Point)> = Vec::new();
     let mut last_retention: Option<Instant> = None;
-    let mut last_failure = db.is_none().then(Instant::now);
+    let mut last_failure = current().is_none().then(Instant::now);
     let mut open = true;
     while open {
         let mut flushes = Vec::new();
@@ -179,31 +284,38 @@ pub(super) fn writer(
                 Message::Flush(done) => flushes.push(done),
             }
         }
-        if db.is_none() && last_failure.is_none_or(|at| at.elapsed() >= RETRY_EVERY || !flushes.is_empty()) {
-            db = Disk::open(&dir, &path, &metrics);
-            match &db {
-                Some(_) => tracing::info!(path = %path.display(), "history: the store is writable again"),
-                None => last_failure = Some(Instant::now()),
-            }
-        }
-        if let Some(d) = &db
-            && !pending.is_empty()
-        {
-            {
-                match d.write(&pending) {
-                    Ok(()) => pending.clear(),
-                    Err(e) => {
-                        metrics.error("write");
-                        tracing::error!(path = %path.display(), error = %e, pending = pending.len(),
-                            "history: cannot write to the store; keeping history in memory and retrying");
-                        // redb refuses further use after an I/O error: reopen later.
-                        db = None;
-                        last_failure = Some(Instant::now());
-                    }
+        if current().is_none() && last_failure.is_none_or(|at| at.elapsed() >= RETRY_EVERY || !flushes.is_empty()) {
+            // The old handle must be gone before the file can be opened again.
+            set(None);
+            match Disk::open(&dir, &path) {
+                Ok(d) => {
+                    set(Some(Arc::new(d)));
+                    tracing::info!(path = %path.display(), "history: the store is writable again");
+                }
+                Err(e) => {
+                    metrics.error("open");
+                    tracing::debug!(path = %path.display(), error = %e, "history: the store still cannot be opened");
+                    last_failure = Some(Instant::now());
                 }
             }
         }
-        if let Some(d) = &db
+        if let Some(d) = current()
+            && !pending.is_empty()
+        {
+            match d.write(&pending) {
+                Ok(()) => pending.clear(),
+                Err(e) => {
+                    metrics.error("write");
+                    tracing::error!(path = %path.display(), error = %e, pending = pending.len(),
+                        "history: cannot write to the store; keeping history in memory and retrying");
+                    // redb refuses further use after an I/O error: reopen later.
+                    drop(d);
+                    set(None);
+                    last_failure = Some(Instant::now());
+                }
+            }
+        }
+        if let Some(d) = current()
             && last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY)
         {
             let cutoff = Utc::now() - retention;
@@ -215,7 +327,7 @@ pub(super) fn writer(
                 }
             }
         }
-        metrics.set_persisting(db.is_some());
+        metrics.set_persisting(current().is_some());
         if pending.len() > PENDING_MAX {
             let excess = pending.len() - PENDING_MAX;
             pending.drain(..excess);
@@ -224,6 +336,7 @@ pub(super) fn writer(
             let _ = done.send(());
         }
     }
+    set(None);
 }
 
 #[cfg(test)]
@@ -231,7 +344,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_round_trip_and_keys_sort_by_time() {
+    fn records_round_trip_and_keys_sort_by_pair_then_time() {
         let t: Target = Target::new("NG".parse().unwrap(), "NIN_V2".parse().unwrap());
         let at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
         let p = Point {
@@ -243,11 +356,70 @@ mod tests {
             last_checked: Some(at - TimeDelta::minutes(3)),
         };
         assert_eq!(decode(at, &encode(&p)), Some(p.clone()));
-        assert_eq!(parse_key(&key(at, Some(&t))), Some((at, t.clone())));
+        let k = key(&t, at);
+        let (pair, back) = split_key(&k).unwrap();
+        assert_eq!((parse_pair(pair), back), (Some(t.clone()), at));
         let before = DateTime::from_timestamp_millis(-5).unwrap();
-        assert!(key(before, Some(&t)) < key(at, None));
-        assert!(key(at, None) < key(at, Some(&t)));
+        assert!(key(&t, before) < key(&t, at));
+        // A pair whose name extends another's sorts after all of the other's points.
+        let longer: Target = Target::new("NG".parse().unwrap(), "NIN_V2_X".parse().unwrap());
+        assert!(key(&t, DateTime::<Utc>::MAX_UTC) < key(&longer, before));
         assert_eq!(decode(at, &[9; 26]), None);
         assert_eq!(decode(at, &[1; 3]), None);
+    }
+
+    /// A store written by the first release (time-first keys) is moved to the per-pair
+    /// layout at open, every point kept.
+    #[test]
+    fn a_first_layout_store_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(super::super::FILE_NAME);
+        let (t, at) = (Target::new("KE".parse().unwrap(), "KRA_PIN".parse().unwrap()), Utc::now());
+        let at = DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap();
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut v1 = tx.open_table(POINTS_V1).unwrap();
+                for i in 0..3 {
+                    let when = at + TimeDelta::minutes(10 * i);
+                    let mut k = time_key(when).to_vec();
+                    k.extend_from_slice(b"KE/KRA_PIN");
+                    v1.insert(k.as_slice(), encode(&Point::failed(when)).as_slice()).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let disk = Disk::open(dir.path(), &path).unwrap();
+        let points = disk.points(&t, at, at + TimeDelta::hours(1)).unwrap();
+        assert_eq!(
+            points.iter().map(|p| p.time).collect::<Vec<_>>(),
+            (0..3).map(|i| at + TimeDelta::minutes(10 * i)).collect::<Vec<_>>()
+        );
+        let tx = disk.db.begin_read().unwrap();
+        assert!(matches!(tx.open_table(POINTS_V1), Err(TableError::TableDoesNotExist(_))));
+    }
+
+    #[test]
+    fn retention_drops_each_pairs_old_points_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path(), &dir.path().join("h.redb")).unwrap();
+        let pairs: Vec<Target> =
+            ["BVN", "BVN_MFA", "NIN"].iter().map(|i| Target::new("NG".parse().unwrap(), i.parse().unwrap())).collect();
+        let t0 = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
+        let batch: Vec<(Target, Point)> = pairs
+            .iter()
+            .flat_map(|t| (0..10).map(move |i| (t.clone(), Point::failed(t0 + TimeDelta::hours(i)))))
+            .collect();
+        disk.write(&batch).unwrap();
+        disk.drop_before(t0 + TimeDelta::hours(4)).unwrap();
+        for t in &pairs {
+            let kept = disk.points(t, t0 - TimeDelta::days(1), t0 + TimeDelta::days(1)).unwrap();
+            assert_eq!(kept.first().map(|p| p.time), Some(t0 + TimeDelta::hours(4)), "{t}");
+            assert_eq!(kept.len(), 6, "{t}");
+        }
+        let mut seen = 0;
+        disk.for_each(t0, t0 + TimeDelta::days(1), |_, _| seen += 1).unwrap();
+        assert_eq!(seen, 18);
     }
 }

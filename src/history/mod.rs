@@ -1,12 +1,15 @@
-//! The history of every poll result, kept in memory for the status page and the history API
-//! and appended, off the request path, to an embedded database (redb) under
-//! `--storage.path`, so that state, "since" and history survive a restart.
+//! The history of every poll result, appended off the request path to an embedded
+//! database (redb) under `--storage.path`, so that state, "since" and history survive a
+//! restart; read back a pair at a time for the history API and the export, and replayed
+//! whole at start-up into the store's timelines. Memory holds no copy of it: the store
+//! keeps each pair's [`timeline::Timeline`] (its runs and its last day of points).
 //!
 //! A store that cannot be opened, read or written is logged and counted
 //! (`idauth_history_storage_errors_total`, `idauth_history_storage_persisting`) and the
 //! exporter carries on from memory: a disk problem never stops polling or serving.
 
 mod disk;
+pub mod export;
 pub mod timeline;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -19,7 +22,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::metrics::HistoryMetrics;
+use prometheus::{IntCounterVec, IntGauge, Opts};
+
 use crate::model::{AuthorityState, Observation, Rate, Target};
 
 /// The default of `--storage.retention`.
@@ -35,6 +39,7 @@ const QUEUE: usize = 16_384;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Point {
     /// When the poll finished.
+    #[serde(with = "crate::model::timestamp")]
     pub time: DateTime<Utc>,
     /// Whether it brought back an observation; a failed poll is kept, as `unknown`.
     pub ok: bool,
@@ -45,6 +50,7 @@ pub struct Point {
     /// The 1-hour success ratio (0-1).
     pub rate_1h: Option<f64>,
     /// The provider's `last_checked`.
+    #[serde(with = "crate::model::timestamp::option")]
     pub last_checked: Option<DateTime<Utc>>,
 }
 
@@ -82,7 +88,7 @@ impl Point {
 /// 10-minute polls are 4,320 points a pair. Times in Unix nanoseconds and rates as their
 /// bits, so a point comes back exactly as it went in.
 #[derive(Clone, Copy, Debug)]
-struct Packed {
+pub(crate) struct Packed {
     time: i64,
     last_checked: i64,
     rate_10m: u64,
@@ -95,12 +101,12 @@ const NO_TIME: i64 = i64::MIN;
 const NO_RATE: u64 = u64::MAX;
 
 /// Unix nanoseconds, clamped (beyond 1677 to 2262, where no poll happens) to keep the order.
-fn nanos(t: DateTime<Utc>) -> i64 {
+pub(crate) fn nanos(t: DateTime<Utc>) -> i64 {
     t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { NO_TIME + 1 } else { i64::MAX })
 }
 
 impl Packed {
-    fn new(p: &Point) -> Packed {
+    pub(crate) fn new(p: &Point) -> Packed {
         Packed {
             time: nanos(p.time),
             last_checked: p.last_checked.map_or(NO_TIME, nanos),
@@ -111,7 +117,7 @@ impl Packed {
         }
     }
 
-    fn unpack(&self) -> Point {
+    pub(crate) fn unpack(&self) -> Point {
         let rate = |bits| (bits != NO_RATE).then(|| f64::from_bits(bits));
         Point {
             time: DateTime::from_timestamp_nanos(self.time),
@@ -126,7 +132,7 @@ impl Packed {
 
 /// Appends to a pair's points, growing by an eighth rather than doubling: a month of
 /// points would otherwise sit in up to twice its memory.
-fn push_sorted(q: &mut VecDeque<Packed>, p: Packed) {
+pub(crate) fn push_sorted(q: &mut VecDeque<Packed>, p: Packed) {
     if q.len() == q.capacity() {
         q.reserve_exact(q.len() / 8 + 16);
     }
@@ -196,9 +202,27 @@ impl Inbox {
     }
 }
 
-/// Where history is kept: memory always, the database when it works.
+/// Why the history store could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// Another process (a running exporter) holds the store.
+    #[error("the history store {} is in use by another process (a running exporter holds it: ask that exporter, e.g. GET /api/v1/history?format=csv)", .0.display())]
+    InUse(PathBuf),
+    /// The database failed.
+    #[error("history store: {0}")]
+    Database(#[from] redb::Error),
+    /// Kept in memory only, and nothing older than what memory holds is known.
+    #[error("history is kept in memory only")]
+    NoStore,
+}
+
+/// Where history is kept: the database when it works; in memory only when no store is
+/// wanted (the demo). Nothing here is about what the points mean: that is [`timeline`],
+/// and the store's per-pair [`timeline::Timeline`]s.
 pub struct History {
-    memory: RwLock<BTreeMap<Target, VecDeque<Packed>>>,
+    /// Every point within retention, only when there is no database (the demo).
+    memory: Option<RwLock<BTreeMap<Target, VecDeque<Packed>>>>,
+    disk: disk::Shared,
     retention: TimeDelta,
     writer: Option<Queue>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -217,7 +241,8 @@ impl History {
     pub fn in_memory(retention: Duration, metrics: HistoryMetrics) -> History {
         metrics.set_persisting(false);
         History {
-            memory: RwLock::new(BTreeMap::new()),
+            memory: Some(RwLock::new(BTreeMap::new())),
+            disk: Arc::default(),
             retention: TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX),
             writer: None,
             thread: None,
@@ -226,46 +251,35 @@ impl History {
         }
     }
 
-    /// Opens (or creates) the store in `dir` and loads what it holds within retention.
-    /// Never fails: a store that cannot be used is logged and counted, and history is kept
-    /// in memory only (the writer keeps trying to reopen it).
-    pub fn open(dir: &Path, retention: Duration, metrics: HistoryMetrics, now: DateTime<Utc>) -> History {
-        let mut history = History::in_memory(retention, metrics.clone());
+    /// Opens (or creates) the store in `dir`. Never fails: a store that cannot be used is
+    /// logged and counted, results are kept for it in memory, and the writer keeps trying
+    /// to reopen it. Nothing is loaded: the store replays what it needs ([`History::replay`]).
+    pub fn open(dir: &Path, retention: Duration, metrics: HistoryMetrics) -> History {
         let path = dir.join(FILE_NAME);
-        history.path = Some(path.clone());
-        let cutoff = now - history.retention;
-        let db = disk::Disk::open(dir, &path, &metrics);
-        if let Some(db) = &db {
-            match db.load(cutoff) {
-                Ok((points, bad)) => {
-                    if bad > 0 {
-                        metrics.error("read");
-                        tracing::warn!(path = %path.display(), skipped = bad, "history: unreadable records skipped");
-                    }
-                    let mut memory = history.memory.write().unwrap_or_else(|p| p.into_inner());
-                    let n = points.len();
-                    for (t, p) in points {
-                        memory.entry(t).or_default().push_back(Packed::new(&p));
-                    }
-                    for q in memory.values_mut() {
-                        q.make_contiguous().sort_by_key(|p| p.time);
-                        q.shrink_to_fit();
-                    }
-                    tracing::info!(path = %path.display(), points = n, "history restored");
-                }
-                Err(e) => {
-                    metrics.error("read");
-                    tracing::error!(path = %path.display(), error = %e,
-                        "history: cannot read the store; starting with an empty history in memory");
-                }
+        let disk = match disk::Disk::open(dir, &path) {
+            Ok(d) => Some(Arc::new(d)),
+            Err(e) => {
+                metrics.error("open");
+                tracing::error!(path = %path.display(), error = %e,
+                    "history: cannot open the store; keeping history in memory only (it will not survive a restart)");
+                None
             }
-        }
-        metrics.set_persisting(db.is_some());
+        };
+        metrics.set_persisting(disk.is_some());
+        let mut history = History {
+            memory: None,
+            disk: Arc::new(RwLock::new(disk)),
+            retention: TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX),
+            writer: None,
+            thread: None,
+            metrics: metrics.clone(),
+            path: Some(path.clone()),
+        };
         let (tx, rx) = Queue::new();
-        let retention = history.retention;
+        let (shared, retention) = (history.disk.clone(), history.retention);
         let spawned = std::thread::Builder::new()
             .name("history-writer".into())
-            .spawn(move || disk::writer(db, dir_of(&path), path, rx, retention, metrics));
+            .spawn(move || disk::writer(shared, dir_of(&path), path, rx, retention, metrics));
         match spawned {
             Ok(thread) => {
                 history.writer = Some(tx);
@@ -280,20 +294,41 @@ impl History {
         history
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Target, VecDeque<Packed>>> {
-        self.memory.read().unwrap_or_else(|p| p.into_inner())
+    /// Opens the store in `dir` for a command (`history fill`, `history export`): written
+    /// and read at once, on this thread; fails, saying so, when an exporter holds it.
+    pub fn open_for_command(dir: &Path, retention: Duration) -> Result<History, HistoryError> {
+        let path = dir.join(FILE_NAME);
+        let disk = disk::Disk::open(dir, &path)?;
+        Ok(History {
+            memory: None,
+            disk: Arc::new(RwLock::new(Some(Arc::new(disk)))),
+            retention: TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX),
+            writer: None,
+            thread: None,
+            metrics: HistoryMetrics::default(),
+            path: Some(path),
+        })
     }
 
-    /// Records one poll's result: in memory at once, on disk by the writer thread.
+    fn disk(&self) -> Option<Arc<disk::Disk>> {
+        self.disk.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn memory(&self) -> Option<std::sync::RwLockReadGuard<'_, BTreeMap<Target, VecDeque<Packed>>>> {
+        Some(self.memory.as_ref()?.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Records one poll's result: in memory at once (memory only), on disk by the writer.
     pub fn append(&self, target: &Target, point: Point) {
-        {
-            let mut memory = self.memory.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(memory) = &self.memory {
+            let mut memory = memory.write().unwrap_or_else(|p| p.into_inner());
             let q = memory.entry(target.clone()).or_default();
             let cutoff = nanos(point.time - self.retention);
             while q.front().is_some_and(|p| p.time < cutoff) {
                 q.pop_front();
             }
             push_sorted(q, Packed::new(&point));
+            return;
         }
         if let Some(tx) = &self.writer {
             match tx.append(target.clone(), point) {
@@ -307,6 +342,17 @@ impl History {
         }
     }
 
+    /// Writes `batch` at once (a command's store only; a daemon's goes through its writer).
+    pub fn write_now(&self, batch: &[(Target, Point)]) -> Result<(), HistoryError> {
+        if self.memory.is_some() {
+            for (t, p) in batch {
+                self.append(t, p.clone());
+            }
+            return Ok(());
+        }
+        self.disk().ok_or(HistoryError::NoStore)?.write(batch).map_err(HistoryError::from)
+    }
+
     /// Waits (up to `timeout`) until the writer has dealt with everything appended so far
     /// (written it, or kept it pending while the store fails); returns whether it has.
     pub fn flush(&self, timeout: Duration) -> bool {
@@ -315,19 +361,65 @@ impl History {
         tx.tx.send(Message::Flush(done)).is_ok() && wait.recv_timeout(timeout).is_ok()
     }
 
-    /// The points of `target` from `from` on (and the last one before, which may still
-    /// stand for `from`), in time order.
-    pub fn points(&self, target: &Target, from: DateTime<Utc>) -> Vec<Point> {
-        let memory = self.read();
-        let Some(q) = memory.get(target) else { return Vec::new() };
-        let from = nanos(from);
-        let start = q.partition_point(|p| p.time < from).saturating_sub(1);
-        q.range(start..).map(Packed::unpack).collect()
+    /// The points of `target` from `from` to `to` (exclusive), in time order.
+    pub fn points(&self, target: &Target, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Point>, HistoryError> {
+        if let Some(memory) = self.memory() {
+            let Some(q) = memory.get(target) else { return Ok(Vec::new()) };
+            let (a, b) = (nanos(from), nanos(to));
+            let start = q.partition_point(|p| p.time < a);
+            return Ok(q.range(start..).take_while(|p| p.time < b).map(Packed::unpack).collect());
+        }
+        let disk = self.disk().ok_or(HistoryError::NoStore)?;
+        disk.points(target, from, to).inspect_err(|_| self.metrics.error("read"))
     }
 
-    /// The last successful poll of `target`.
-    pub fn last_observed(&self, target: &Target) -> Option<Point> {
-        self.read().get(target)?.iter().rev().find(|p| p.ok).map(Packed::unpack)
+    /// Calls `f` on every point from `from` to `to` (exclusive), pair by pair, each pair's
+    /// in time order; returns how many records could not be read (logged and counted).
+    pub fn for_each(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        mut f: impl FnMut(&Target, Point),
+    ) -> Result<usize, HistoryError> {
+        if let Some(memory) = self.memory() {
+            let (a, b) = (nanos(from), nanos(to));
+            for (t, q) in memory.iter() {
+                for p in q.iter().filter(|p| p.time >= a && p.time < b) {
+                    f(t, p.unpack());
+                }
+            }
+            return Ok(0);
+        }
+        let disk = self.disk().ok_or(HistoryError::NoStore)?;
+        let bad = disk.for_each(from, to, f).inspect_err(|_| self.metrics.error("read"))?;
+        if bad > 0 {
+            self.metrics.error("read");
+            tracing::warn!(skipped = bad, "history: unreadable records skipped");
+        }
+        Ok(bad)
+    }
+
+    /// Every point within retention as of `now`, for the store to rebuild its timelines
+    /// after a restart; a store that cannot be read is logged and counted, and replays
+    /// nothing.
+    pub fn replay(&self, now: DateTime<Utc>, f: impl FnMut(&Target, Point)) {
+        let started = std::time::Instant::now();
+        let mut n = 0usize;
+        let mut f = f;
+        let result = self.for_each(now - self.retention, DateTime::<Utc>::MAX_UTC, |t, p| {
+            n += 1;
+            f(t, p)
+        });
+        match result {
+            Ok(_) if self.memory.is_none() => tracing::info!(
+                path = %self.path.as_deref().unwrap_or(Path::new("")).display(),
+                points = n,
+                took_ms = started.elapsed().as_millis() as u64,
+                "history restored"
+            ),
+            Ok(_) | Err(HistoryError::NoStore) => {}
+            Err(e) => tracing::error!(error = %e, "history: cannot read the store; starting from an empty history"),
+        }
     }
 
     /// How far back history is kept.
@@ -339,6 +431,11 @@ impl History {
     pub fn is_persisting(&self) -> bool {
         self.metrics.persisting()
     }
+
+    /// Whether points older than what the store's timelines hold can be read back.
+    pub fn keeps_points(&self) -> bool {
+        self.memory.is_some() || self.disk().is_some()
+    }
 }
 
 impl Drop for History {
@@ -349,6 +446,7 @@ impl Drop for History {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.disk.write().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -364,6 +462,67 @@ pub fn parse_range(s: &str) -> Option<TimeDelta> {
 
 /// Shared handle.
 pub type SharedHistory = Arc<History>;
+
+/// The history store's health (`--storage.path`): errors by operation, and whether poll
+/// results reach the disk (0: kept in memory only). Clones share the same series.
+#[derive(Clone, Debug)]
+pub struct HistoryMetrics {
+    errors: IntCounterVec,
+    persisting: IntGauge,
+}
+
+impl HistoryMetrics {
+    /// The `operation` label values.
+    pub const OPERATIONS: [&'static str; 4] = ["open", "read", "write", "retention"];
+
+    /// Counts one failed `operation`, one of [`Self::OPERATIONS`].
+    pub fn error(&self, operation: &str) {
+        self.errors.with_label_values(&[operation]).inc();
+    }
+
+    /// How many `operation`s failed.
+    pub fn errors_total(&self, operation: &str) -> u64 {
+        self.errors.with_label_values(&[operation]).get()
+    }
+
+    /// Sets whether results reach the disk.
+    pub fn set_persisting(&self, yes: bool) {
+        self.persisting.set(i64::from(yes));
+    }
+
+    /// Whether results reach the disk.
+    pub fn persisting(&self) -> bool {
+        self.persisting.get() == 1
+    }
+
+    /// Its series, for the registry that serves them.
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![Box::new(self.errors.clone()), Box::new(self.persisting.clone())]
+    }
+}
+
+impl Default for HistoryMetrics {
+    fn default() -> Self {
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "idauth_history_storage_errors_total",
+                "Failures of the history store (--storage.path), by operation: open, read, write, retention. \
+                 History is then kept in memory only until the store works again.",
+            ),
+            &["operation"],
+        )
+        .expect("valid metric");
+        for op in Self::OPERATIONS {
+            errors.with_label_values(&[op]);
+        }
+        let persisting = IntGauge::new(
+            "idauth_history_storage_persisting",
+            "Whether poll results are being written to the history store (1) or kept in memory only (0).",
+        )
+        .expect("valid metric");
+        HistoryMetrics { errors, persisting }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -425,13 +584,12 @@ mod tests {
             history.append(&t, p.clone());
             sent.push(p);
         }
-        let back = history.points(&t, start);
+        let back = history.points(&t, start, start + TimeDelta::days(60)).unwrap();
         // Points older than the 30-day retention went as the newest came in.
         let kept = &sent[sent.len() - back.len()..];
         assert_eq!(back.len(), 30 * 144 + 1, "{} kept", back.len());
         assert_eq!(back, kept);
-        assert_eq!(history.last_observed(&t).as_ref(), sent.iter().rev().find(|p| p.ok));
-        let capacity = history.read()[&t].capacity();
+        let capacity = history.memory().unwrap()[&t].capacity();
         assert!(capacity <= back.len() + back.len() / 8 + 16, "capacity {capacity} for {}", back.len());
     }
 }

@@ -1,13 +1,17 @@
 //! What a list of poll results means over time: the shown state's timeline, "since",
-//! uptime and the 10-minute cells of the status page. Pure functions, so the arithmetic
-//! is tested against hand-computed histories.
+//! uptime and the 10-minute cells of the status page. Pure functions over points, so the
+//! arithmetic is tested against hand-computed histories, and [`Timeline`], the same
+//! arithmetic kept up to date one point at a time, which is what the store holds for each
+//! pair: its memory grows with the changes of state, not with the polls.
 
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::Point;
+use std::collections::VecDeque;
+
+use super::{Packed, Point, nanos};
 use crate::model::AuthorityState;
 
 /// One stretch of time in one shown state.
@@ -84,8 +88,13 @@ pub struct Uptime {
 
 /// The uptime over `[from, to)`.
 pub fn uptime(points: &[Point], from: DateTime<Utc>, to: DateTime<Utc>, valid: TimeDelta) -> Uptime {
+    uptime_of(&segments(points, from, to, valid))
+}
+
+/// The uptime of the time `segments` cover.
+pub fn uptime_of(segments: &[Segment]) -> Uptime {
     let mut u = Uptime::default();
-    for s in segments(points, from, to, valid) {
+    for s in segments {
         let secs = (s.end - s.start).num_seconds();
         match s.state {
             AuthorityState::Online => u.online_seconds += secs,
@@ -99,14 +108,22 @@ pub fn uptime(points: &[Point], from: DateTime<Utc>, to: DateTime<Utc>, valid: T
     u
 }
 
-/// When the state shown at `now` began: the start of the last segment, when it is in
-/// `shown`; otherwise (the live state disagrees with the history, say the store shows
-/// unknown before the history does) none.
-pub fn since(points: &[Point], now: DateTime<Utc>, valid: TimeDelta, shown: AuthorityState) -> Option<DateTime<Utc>> {
-    let first = points.first()?.time.min(now);
-    let segs = segments(points, first, now + TimeDelta::milliseconds(1), valid);
-    let last = segs.last().filter(|s| s.state == shown)?;
-    Some(last.start)
+/// The provider's time of a successful poll's window: its `last_checked`, never later than
+/// the poll that brought it (a provider clock ahead of ours cannot move "since" into the
+/// future), or the poll time where the provider gave none.
+pub fn provider_time(p: &Point) -> DateTime<Utc> {
+    p.last_checked.map_or(p.time, |t| t.min(p.time))
+}
+
+/// When the current run of the observed state began, as of the last point: the provider
+/// time of the first window of that run (see [`Timeline`]). A run ends when the state
+/// changes or when nothing fresh was observed for longer than `valid`.
+pub fn since(points: &[Point], valid: TimeDelta) -> Option<(AuthorityState, DateTime<Utc>)> {
+    let mut timeline = Timeline::default();
+    for p in points {
+        timeline.observe(p, valid);
+    }
+    timeline.run().map(|r| (r.state, r.since))
 }
 
 /// The length of one status-page cell.
@@ -135,12 +152,24 @@ fn severity(s: AuthorityState) -> u8 {
     }
 }
 
-/// `n` cells of 10 minutes, the last one holding `now`.
-pub fn cells(points: &[Point], now: DateTime<Utc>, n: usize, valid: TimeDelta) -> Vec<Cell> {
+/// Where `n` cells of 10 minutes, the last one holding `now`, start and end.
+pub fn cell_range(now: DateTime<Utc>, n: usize) -> (DateTime<Utc>, DateTime<Utc>) {
     let step = CELL.num_seconds();
     let last_start = DateTime::<Utc>::from_timestamp(now.timestamp().div_euclid(step) * step, 0).unwrap_or(now);
-    let first = last_start - CELL * (n.saturating_sub(1) as i32);
-    let end = last_start + CELL;
+    (last_start - CELL * (n.saturating_sub(1) as i32), last_start + CELL)
+}
+
+/// `n` cells of 10 minutes, the last one holding `now`.
+pub fn cells(points: &[Point], now: DateTime<Utc>, n: usize, valid: TimeDelta) -> Vec<Cell> {
+    let (first, end) = cell_range(now, n);
+    cells_of(&segments(points, first, end.min(now.max(first)), valid), points, now, n)
+}
+
+/// The cells of [`cells`] from the shown state's `segments` over them and the `points`
+/// polled in them (for the lowest rates).
+pub fn cells_of(segments: &[Segment], points: &[Point], now: DateTime<Utc>, n: usize) -> Vec<Cell> {
+    let step = CELL.num_seconds();
+    let (first, end) = cell_range(now, n);
     let mut cells: Vec<Cell> = (0..n)
         .map(|i| Cell {
             start: first + CELL * i as i32,
@@ -150,11 +179,11 @@ pub fn cells(points: &[Point], now: DateTime<Utc>, n: usize, valid: TimeDelta) -
         })
         .collect();
     let index = |t: DateTime<Utc>| ((t - first).num_seconds().div_euclid(step)) as usize;
-    for s in segments(points, first, end.min(now.max(first)), valid) {
-        if s.state == AuthorityState::Unknown {
+    for s in segments {
+        if s.state == AuthorityState::Unknown || s.end <= first || s.start >= end {
             continue;
         }
-        let (a, b) = (index(s.start), index(s.end - TimeDelta::milliseconds(1)));
+        let (a, b) = (index(s.start.max(first)), index(s.end.min(end) - TimeDelta::milliseconds(1)));
         for c in cells.iter_mut().take(b.min(n - 1) + 1).skip(a) {
             if severity(s.state) > severity(c.state) {
                 c.state = s.state;
@@ -171,6 +200,151 @@ pub fn cells(points: &[Point], now: DateTime<Utc>, n: usize, valid: TimeDelta) -
         c.min_rate_1h = lower(c.min_rate_1h, p.rate_1h);
     }
     cells
+}
+
+/// The current run of a pair's observed state: the same state in every successful poll,
+/// none of them further apart than the state stays valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// The state observed.
+    pub state: AuthorityState,
+    /// "Since": the provider time ([`provider_time`]) of the run's first window. Replicas
+    /// that saw the run begin agree on it, and a restart replays it from the store.
+    pub since: DateTime<Utc>,
+    /// The poll that first observed it.
+    pub start: DateTime<Utc>,
+    /// The latest poll that observed it.
+    pub last: DateTime<Utc>,
+}
+
+/// How far back a [`Timeline`] keeps whole points: the status page's 24 hours of cells,
+/// and a cell more.
+pub const RECENT: TimeDelta = TimeDelta::minutes(24 * 60 + 10);
+
+/// A finished run, in poll time (Unix milliseconds): 24 bytes where a [`Segment`] takes 32.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: i64,
+    end: i64,
+    state: AuthorityState,
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// One pair's timeline, kept up to date one poll result at a time: the finished runs of
+/// its observed state (as far back as retention), the current run, and the points of the
+/// last [`RECENT`]. It answers what [`segments`], [`since`], [`uptime`] and [`cells`] answer
+/// over the same points, without keeping them: a month of a steady pair is a few runs.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    spans: VecDeque<Span>,
+    run: Option<Run>,
+    recent: VecDeque<Packed>,
+}
+
+impl Timeline {
+    /// Takes the next poll result (in time order); a failed poll changes no run.
+    pub fn observe(&mut self, p: &Point, valid: TimeDelta) {
+        super::push_sorted(&mut self.recent, Packed::new(p));
+        if let Some(newest) = self.recent.back().map(|n| n.time) {
+            let cutoff = newest.saturating_sub(RECENT.num_nanoseconds().unwrap_or(i64::MAX));
+            while self.recent.front().is_some_and(|x| x.time < cutoff) {
+                self.recent.pop_front();
+            }
+        }
+        if !p.ok {
+            return;
+        }
+        match &mut self.run {
+            Some(r) if p.time < r.last => {}
+            Some(r) if r.state == p.state && p.time - r.last <= valid => r.last = p.time,
+            _ => {
+                if let Some(r) = self.run.take() {
+                    let end = (r.last + valid).min(p.time);
+                    self.spans.push_back(Span { start: millis(r.start), end: millis(end), state: r.state });
+                }
+                self.run = Some(Run { state: p.state, since: provider_time(p), start: p.time, last: p.time });
+            }
+        }
+    }
+
+    /// The current run, if any poll ever succeeded.
+    pub fn run(&self) -> Option<&Run> {
+        self.run.as_ref()
+    }
+
+    /// Forgets the runs that ended before `cutoff` (retention).
+    pub fn forget_before(&mut self, cutoff: DateTime<Utc>) {
+        let cutoff = millis(cutoff);
+        while self.spans.front().is_some_and(|s| s.end < cutoff) {
+            self.spans.pop_front();
+        }
+        if self.spans.len() * 4 < self.spans.capacity() {
+            self.spans.shrink_to_fit();
+        }
+    }
+
+    /// The shown state over `[from, to)`, as [`segments`] gives it for the same points.
+    pub fn segments(&self, from: DateTime<Utc>, to: DateTime<Utc>, valid: TimeDelta) -> Vec<Segment> {
+        let mut out: Vec<Segment> = Vec::new();
+        // Adjacent stretches of one state are one segment, as in [`segments`]: a provider
+        // that says "unknown" right after a gap without data is one unknown stretch.
+        let mut add = |start: DateTime<Utc>, end: DateTime<Utc>, state| match out.last_mut() {
+            Some(last) if last.state == state && last.end == start => last.end = end,
+            _ => out.push(Segment { start, end, state }),
+        };
+        let mut cursor = from;
+        let mut push = |start: DateTime<Utc>, end: DateTime<Utc>, state, cursor: &mut DateTime<Utc>| {
+            let (start, end) = (start.max(*cursor), end.min(to));
+            if start >= end {
+                return;
+            }
+            if start > *cursor {
+                add(*cursor, start, AuthorityState::Unknown);
+            }
+            add(start, end, state);
+            *cursor = end;
+        };
+        let first = self.spans.partition_point(|s| s.end <= millis(from));
+        for s in self.spans.range(first..) {
+            if from_millis(s.start) >= to {
+                break;
+            }
+            push(from_millis(s.start), from_millis(s.end), s.state, &mut cursor);
+        }
+        if let Some(r) = &self.run {
+            push(r.start, r.last + valid, r.state, &mut cursor);
+        }
+        if cursor < to {
+            add(cursor, to, AuthorityState::Unknown);
+        }
+        out
+    }
+
+    /// The points of the last [`RECENT`] from `from` on, in time order.
+    pub fn recent(&self, from: DateTime<Utc>) -> Vec<Point> {
+        let from = nanos(from);
+        let start = self.recent.partition_point(|p| p.time < from);
+        self.recent.range(start..).map(Packed::unpack).collect()
+    }
+
+    /// The time of the oldest point kept whole.
+    pub fn recent_since(&self) -> Option<DateTime<Utc>> {
+        self.recent.front().map(|p| DateTime::from_timestamp_nanos(p.time))
+    }
+
+    /// The status page's `n` cells up to `now`.
+    pub fn cells(&self, now: DateTime<Utc>, n: usize, valid: TimeDelta) -> Vec<Cell> {
+        let (first, end) = cell_range(now, n);
+        let segments = self.segments(first, end.min(now.max(first)), valid);
+        cells_of(&segments, &self.recent(first), now, n)
+    }
 }
 
 #[cfg(test)]
@@ -239,25 +413,66 @@ mod tests {
         assert_eq!(uptime(&points[1..4], t(0, 0), t(1, 0), VALID).ratio, None, "failed polls alone know nothing");
     }
 
+    fn checked(at: DateTime<Utc>, state: AuthorityState, checked: DateTime<Utc>) -> Point {
+        Point { last_checked: Some(checked), ..ok(at, state, 0.5) }
+    }
+
     #[test]
-    fn since_is_the_start_of_the_current_run_across_a_short_restart_only() {
+    fn since_is_the_provider_time_of_the_first_window_of_the_current_run() {
+        // Polled a minute after each window; the provider stamps the window.
         let points = [
-            ok(t(0, 0), Online, 1.0),
-            ok(t(0, 10), Online, 1.0),
-            ok(t(0, 20), Offline, 0.1),
-            ok(t(0, 30), Offline, 0.1),
+            checked(t(0, 1), Online, t(0, 0)),
+            checked(t(0, 11), Online, t(0, 10)),
+            checked(t(0, 21), Offline, t(0, 20)),
+            checked(t(0, 31), Offline, t(0, 30)),
         ];
-        assert_eq!(since(&points, t(0, 35), VALID, Offline), Some(t(0, 20)));
-        assert_eq!(since(&points[..2], t(0, 12), VALID, Online), Some(t(0, 0)));
-        // A restart within the validity keeps the run; after a gap the run starts again.
+        assert_eq!(since(&points, VALID), Some((Offline, t(0, 20))));
+        assert_eq!(since(&points[..2], VALID), Some((Online, t(0, 0))));
+        // No last_checked: the poll time. A last_checked after the poll: the poll time.
+        assert_eq!(since(&[ok(t(0, 5), Online, 1.0)], VALID), Some((Online, t(0, 5))));
+        assert_eq!(since(&[checked(t(0, 5), Online, t(2, 0))], VALID), Some((Online, t(0, 5))));
+        // A restart within the validity keeps the run; after a longer gap a new run starts.
         let short = [ok(t(0, 0), Online, 1.0), ok(t(0, 10), Online, 1.0), ok(t(0, 24), Online, 1.0)];
-        assert_eq!(since(&short, t(0, 25), VALID, Online), Some(t(0, 0)));
+        assert_eq!(since(&short, VALID), Some((Online, t(0, 0))));
         let long = [ok(t(0, 0), Online, 1.0), ok(t(1, 0), Online, 1.0)];
-        assert_eq!(since(&long, t(1, 5), VALID, Online), Some(t(1, 0)));
-        // Stale now: the history's unknown began when the last state ran out.
-        assert_eq!(since(&long, t(1, 40), VALID, Unknown), Some(t(1, 15)));
-        assert_eq!(since(&long, t(1, 5), VALID, Offline), None, "the live state disagrees");
-        assert_eq!(since(&[], t(1, 5), VALID, Unknown), None);
+        assert_eq!(since(&long, VALID), Some((Online, t(1, 0))));
+        // Failed polls end nothing by themselves; only time without fresh data does.
+        let failed = |at| Point { ok: false, ..ok(at, Unknown, 0.0) };
+        let through = [ok(t(0, 0), Online, 1.0), failed(t(0, 5)), ok(t(0, 10), Online, 1.0)];
+        assert_eq!(since(&through, VALID), Some((Online, t(0, 0))));
+        assert_eq!(since(&[failed(t(0, 5))], VALID), None);
+        assert_eq!(since(&[], VALID), None);
+    }
+
+    /// The timeline kept one point at a time says what the functions over all the points
+    /// say: the same segments over any range, the same run, the same cells.
+    #[test]
+    fn the_incremental_timeline_agrees_with_the_whole_history() {
+        use proptest::prelude::*;
+        let point = (0i64..40, 0usize..5, proptest::option::of(-3i64..3), 0u32..100)
+            .prop_map(|(gap, kind, skew, rate)| (gap, kind, skew, f64::from(rate) / 100.0));
+        proptest!(ProptestConfig::with_cases(300), |(steps in proptest::collection::vec(point, 0..60), from in 0i64..600, len in 1i64..900)| {
+            let mut at = t(0, 0);
+            let mut points = Vec::new();
+            for (gap, kind, skew, rate) in steps {
+                at += TimeDelta::minutes(gap);
+                let p = match kind {
+                    4 => Point { ok: false, ..ok(at, Unknown, 0.0) },
+                    k => Point { last_checked: skew.map(|s| at + TimeDelta::minutes(s)), ..ok(at, AuthorityState::ALL[k], rate) },
+                };
+                points.push(p);
+            }
+            let mut timeline = Timeline::default();
+            for p in &points {
+                timeline.observe(p, VALID);
+            }
+            let (a, b) = (t(0, 0) + TimeDelta::minutes(from), t(0, 0) + TimeDelta::minutes(from + len));
+            prop_assert_eq!(timeline.segments(a, b, VALID), segments(&points, a, b, VALID));
+            prop_assert_eq!(timeline.run().map(|r| (r.state, r.since)), since(&points, VALID));
+            prop_assert_eq!(uptime_of(&timeline.segments(a, b, VALID)), uptime(&points, a, b, VALID));
+            let now = points.last().map_or(t(0, 0), |p| p.time) + TimeDelta::minutes(3);
+            prop_assert_eq!(timeline.cells(now, 144, VALID), cells(&points, now, 144, VALID));
+        });
     }
 
     #[test]

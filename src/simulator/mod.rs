@@ -33,8 +33,8 @@ use crate::catalog;
 use crate::config::Environment;
 use crate::model::{Country, IdType, Target};
 use crate::secret::Secret;
-use crate::server::{self, Handler};
 use crate::signature;
+use crate::web::http::{self as server, Handler};
 
 /// The key the simulator accepts when its environment variable is unset: it guards nothing.
 pub const DEFAULT_KEY: &str = "simulator-key";

@@ -10,7 +10,6 @@ mod v2;
 mod v3;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -18,7 +17,7 @@ use serde_json::Value;
 
 use crate::config::{ApiFlavor, PollConfig, SmileIdConfig};
 pub use crate::model::FailureReason;
-use crate::model::{AuthorityState, Observation, Target, parse_rate};
+use crate::model::{AuthorityState, Observation, PollError, Target, parse_rate, redact_text, shorten};
 use crate::secret::Secret;
 
 pub use http::{POOL_IDLE, RetryPolicy, Transport};
@@ -48,91 +47,6 @@ pub fn client_for(config: &SmileIdConfig, transport: Transport) -> Arc<dyn IdSta
     }
 }
 
-/// A failed poll. Once through [`PollError::redact`] (every client's result is), its
-/// messages are cut short and never hold the API key.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum PollError {
-    /// No complete answer in time.
-    #[error("no complete answer within {}", crate::config::fmt_duration(*.0))]
-    Timeout(Duration),
-    /// Could not connect.
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    /// Credentials refused.
-    #[error("unauthorized (HTTP {status}): {message}")]
-    Unauthorized {
-        /// HTTP status.
-        status: u16,
-        /// The provider's words.
-        message: String,
-    },
-    /// Too many requests.
-    #[error("rate limited (HTTP 429): {message}")]
-    RateLimited {
-        /// The provider's words.
-        message: String,
-    },
-    /// The provider has no data for this pair.
-    #[error("no data: {0}")]
-    NoData(String),
-    /// Another HTTP error status.
-    #[error("HTTP {status}: {message}")]
-    Http {
-        /// HTTP status.
-        status: u16,
-        /// The provider's words.
-        message: String,
-    },
-    /// An answer we could not use.
-    #[error("invalid response: {0}")]
-    InvalidResponse(String),
-}
-
-impl PollError {
-    /// The bounded label value for this error.
-    pub fn reason(&self) -> FailureReason {
-        match self {
-            PollError::Timeout(_) => FailureReason::Timeout,
-            PollError::Connect(_) => FailureReason::Connect,
-            PollError::Unauthorized { .. } => FailureReason::Unauthorized,
-            PollError::RateLimited { .. } => FailureReason::RateLimited,
-            PollError::NoData(_) => FailureReason::NoData,
-            PollError::Http { status, .. } if *status >= 500 => FailureReason::Http5xx,
-            PollError::Http { .. } => FailureReason::Http4xx,
-            PollError::InvalidResponse(_) => FailureReason::InvalidResponse,
-        }
-    }
-
-    /// Whether trying again soon may help.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            PollError::Timeout(_) | PollError::Connect(_) | PollError::RateLimited { .. } => true,
-            PollError::Http { status, .. } => *status == 408 || *status >= 500,
-            _ => false,
-        }
-    }
-
-    /// The same error with every occurrence of `secret` blotted out, whatever a server
-    /// echoed, and then cut short. In that order: a cut made first could split the key and
-    /// leave its first characters where no whole key is left to find.
-    pub fn redact(self, secret: &Secret) -> PollError {
-        let fix = |s: String| shorten(redact_text(s, secret));
-        match self {
-            PollError::Connect(m) => PollError::Connect(fix(m)),
-            PollError::Unauthorized { status, message } => PollError::Unauthorized { status, message: fix(message) },
-            PollError::RateLimited { message } => PollError::RateLimited { message: fix(message) },
-            PollError::NoData(m) => PollError::NoData(fix(m)),
-            PollError::Http { status, message } => PollError::Http { status, message: fix(message) },
-            PollError::InvalidResponse(m) => PollError::InvalidResponse(fix(m)),
-            e @ PollError::Timeout(_) => e,
-        }
-    }
-}
-
-fn redact_text(s: String, secret: &Secret) -> String {
-    if secret.is_empty() { s } else { s.replace(secret.expose(), "<redacted>") }
-}
-
 /// Blots `secret` out of everything provider-supplied in a poll result: a server may echo
 /// anything back, and these texts reach logs and the status page.
 pub(crate) fn scrub(result: Result<Observation, PollError>, secret: &Secret) -> Result<Observation, PollError> {
@@ -149,18 +63,6 @@ pub(crate) fn scrub(result: Result<Observation, PollError>, secret: &Secret) -> 
 /// redacts the key first and then cuts with [`shorten`].
 pub(crate) fn clean_text(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_owned()
-}
-
-/// The most characters of provider text that we keep.
-const TEXT_LIMIT: usize = 200;
-
-/// At most [`TEXT_LIMIT`] characters, with `…` when cut; cutting twice changes nothing.
-pub(crate) fn shorten(s: String) -> String {
-    match s.char_indices().nth(TEXT_LIMIT) {
-        None => s,
-        Some((at, _)) if s[at..] == *"…" => s,
-        Some((at, _)) => format!("{}…", s[..at].trim_end()),
-    }
 }
 
 /// The provider's own words from an error body, either `{error, code}` or `{message, status}`.

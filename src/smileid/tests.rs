@@ -1,4 +1,6 @@
 use super::*;
+use crate::model::TEXT_LIMIT;
+use std::time::Duration;
 
 fn obs(body: &str) -> Observation {
     parse_status_body(body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {body}"))

@@ -1,19 +1,30 @@
-//! The status page at `/` and `/api/v1/history`: per authority its state, since when,
-//! a bar of the last 24 hours and its uptime, worst first. Pure functions over a store
-//! snapshot, the history and the time; the script and style are served as same-origin
-//! files so that the Content-Security-Policy allows no inline code at all.
+//! Everything the exporter serves over HTTP: [`Site`] routes `/metrics`, the pages, the
+//! JSON API, health, readiness and reload, reading only the [`Store`] (and the history it
+//! holds) and the [`Metrics`]; it never calls the provider.
+//!
+//! - [`http`]: generic serving (binding, TLS, connection cap, gzip, streaming), shared
+//!   with the simulator and importing nothing else of this crate;
+//! - [`auth`]: the web configuration file (TLS, basic authentication);
+//! - [`pages`]: the status page and the plain landing page;
+//! - [`api`]: `/api/v1/status` and `/api/v1/history`.
 
-use std::fmt::Write as _;
-use std::time::Duration;
+pub mod api;
+pub mod auth;
+pub mod http;
+pub mod pages;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::history::timeline::{self, Cell, Uptime};
-use crate::history::{History, Point};
-use crate::model::{AuthorityState, Rate, Target};
-use crate::server::html_escape;
-use crate::store::TargetStatus;
-use crate::views::percent;
+use futures_util::future::BoxFuture;
+use hyper::body::Incoming;
+use hyper::header::{CACHE_CONTROL, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use self::http::{Body, Handler, compressible, not_allowed, text};
+use crate::metrics::{self, Exposition, Metrics};
+use crate::model::Clock;
+use crate::store::Store;
 
 /// The page's script: refreshes the status part in place.
 pub const SCRIPT: &str = include_str!("status.js");
@@ -26,323 +37,241 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 /// Cells in the bar: 24 hours of 10 minutes.
 pub const CELLS: usize = 144;
-/// The uptime ranges shown and served.
-pub const UPTIME_RANGES: [(&str, TimeDelta); 3] =
-    [("24h", TimeDelta::hours(24)), ("7d", TimeDelta::days(7)), ("30d", TimeDelta::days(30))];
 
-/// Everything the page shows of one authority.
-#[derive(Clone, Debug)]
-pub struct PairView {
-    /// The pair.
-    pub target: Target,
-    /// The state shown now.
-    pub state: AuthorityState,
-    /// Since when.
-    pub since: Option<DateTime<Utc>>,
-    /// The latest rates, while fresh.
-    pub rates: (Option<Rate>, Option<Rate>),
-    /// The last 24 hours.
-    pub cells: Vec<Cell>,
-    /// Uptime over [`UPTIME_RANGES`].
-    pub uptime: Vec<Uptime>,
+/// Reloads the configuration; the daemon provides it.
+pub type Reloader = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// What the exporter serves, over the store, the metrics and the clock.
+pub struct Site {
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    reload: Reloader,
+    /// Seconds after which the pages refresh themselves; 0 for the default.
+    refresh: AtomicU64,
 }
 
-/// Not-online first: offline, unknown, interruption, then online.
-pub fn rank(s: AuthorityState) -> u8 {
-    match s {
-        AuthorityState::Offline => 0,
-        AuthorityState::Unknown => 1,
-        AuthorityState::Interruption => 2,
-        AuthorityState::Online => 3,
+impl std::fmt::Debug for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Site").finish_non_exhaustive()
     }
 }
 
-/// Since when `target` has been in `shown`: from the history, or (for a state the history
-/// does not show yet, such as unknown after the data went stale) when the data went stale.
-pub fn since(
-    history: &History,
-    target: &Target,
-    shown: AuthorityState,
-    now: DateTime<Utc>,
-    max_age: Duration,
-) -> Option<DateTime<Utc>> {
-    let valid = timeline::valid_for(max_age);
-    let points = history.points(target, now - history.retention());
-    timeline::since(&points, now, valid, shown).or_else(|| {
-        let stale = TimeDelta::from_std(max_age).ok()?;
-        (shown == AuthorityState::Unknown).then(|| history.last_observed(target).map(|p| p.time + stale)).flatten()
-    })
-}
-
-/// The view of every pair, worst first, then by country and ID type.
-pub fn pair_views(
-    snapshot: &[(Target, TargetStatus)],
-    history: &History,
-    now: DateTime<Utc>,
-    max_age: Duration,
-) -> Vec<PairView> {
-    let valid = timeline::valid_for(max_age);
-    let mut views: Vec<PairView> = snapshot
-        .iter()
-        .map(|(t, s)| {
-            let state = s.current_state(now, max_age);
-            let points = history.points(t, now - UPTIME_RANGES[2].1);
-            let obs = s.observation.as_ref().filter(|_| s.is_fresh(now, max_age));
-            PairView {
-                target: t.clone(),
-                state,
-                since: since(history, t, state, now, max_age),
-                rates: (obs.and_then(|o| o.rate_10m), obs.and_then(|o| o.rate_1h)),
-                cells: timeline::cells(&points, now, CELLS, valid),
-                uptime: UPTIME_RANGES.iter().map(|(_, r)| timeline::uptime(&points, now - *r, now, valid)).collect(),
-            }
-        })
-        .collect();
-    views.sort_by(|a, b| rank(a.state).cmp(&rank(b.state)).then_with(|| a.target.cmp(&b.target)));
-    views
-}
-
-/// `2 h 10 min`, `3 d 4 h`, `45 s`: two units at most.
-pub fn for_duration(d: TimeDelta) -> String {
-    let s = d.num_seconds().max(0);
-    let (days, hours, mins) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    match (days, hours, mins) {
-        (0, 0, 0) => format!("{s} s"),
-        (0, 0, m) => format!("{m} min"),
-        (0, h, 0) => format!("{h} h"),
-        (0, h, m) => format!("{h} h {m} min"),
-        (d, 0, _) => format!("{d} d"),
-        (d, h, _) => format!("{d} d {h} h"),
+impl http::Chunks for Exposition {
+    fn write_next(&mut self, out: &mut String) -> bool {
+        Exposition::write_next(self, out)
     }
 }
 
-fn label(s: AuthorityState) -> (&'static str, &'static str) {
-    // A shape and a word with every colour, so that colour is never the only signal.
-    match s {
-        AuthorityState::Online => ("✓", "Online"),
-        AuthorityState::Interruption => ("!", "Interruption"),
-        AuthorityState::Offline => ("✕", "Offline"),
-        AuthorityState::Unknown => ("?", "Unknown"),
-    }
-}
+/// Pages whose cost grows with the pairs and their history (the status page, its fragment,
+/// the status and history APIs: tens of milliseconds at 1,000 pairs) are built on the
+/// blocking pool, one at a time, so that a flood of them never holds up a scrape on the
+/// runtime's one thread.
+static PAGES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
-fn clock(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    if at.date_naive() == now.date_naive() {
-        at.format("%H:%M UTC").to_string()
-    } else {
-        at.format("%d %b %H:%M UTC").to_string()
+impl Site {
+    /// A site over `store` and `metrics`, telling the time by `clock`.
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, clock: Arc<dyn Clock>, reload: Reloader) -> Arc<Site> {
+        Arc::new(Site { store, metrics, clock, reload, refresh: AtomicU64::new(0) })
     }
-}
 
-fn uptime_text(u: &Uptime) -> String {
-    u.ratio.map_or("no data".to_owned(), |r| {
-        let p = r * 100.0;
-        if (99.995..100.0).contains(&p) { "99.99%".to_owned() } else { format!("{p:.2}%") }
-    })
-}
-
-/// The live part of the page (summary and one row per pair), refreshed in place by the script.
-pub fn status_fragment(views: &[PairView], now: DateTime<Utc>) -> String {
-    let mut html = String::new();
-    let count = |s| views.iter().filter(|v| v.state == s).count();
-    let _ = write!(html, "<p class=\"summary\">{} authorities: ", views.len());
-    for s in [AuthorityState::Offline, AuthorityState::Unknown, AuthorityState::Interruption, AuthorityState::Online] {
-        let n = count(s);
-        // Zero is good news for the bad states: shown quietly, never in alarm colours.
-        let class = if n == 0 { "zero".to_owned() } else { format!("n s-{s}") };
-        let (icon, word) = label(s);
-        let _ = write!(
-            html,
-            "<span class=\"{class}\"><span class=\"icon\" aria-hidden=\"true\">{icon}</span> {n} {}</span> ",
-            word.to_lowercase()
-        );
+    /// Makes the pages refresh themselves every `seconds` (the demo: faster than the
+    /// default 30 s of the status page; the plain landing page only refreshes when asked).
+    pub fn refresh_every(&self, seconds: u64) {
+        self.refresh.store(seconds, Ordering::Relaxed);
     }
-    let _ = writeln!(html, "<span class=\"updated\">updated {}</span></p>", now.format("%H:%M:%S UTC"));
-    html.push_str("<ol class=\"pairs\">\n");
-    for v in views {
-        let (icon, word) = label(v.state);
-        let since = match v.since {
-            Some(at) => format!(
-                "since <time datetime=\"{}\">{}</time> <span class=\"for\">(for {})</span>",
-                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                clock(at, now),
-                for_duration(now - at)
-            ),
-            None => "no data yet".to_owned(),
+
+    fn refresh(&self) -> Option<u64> {
+        Some(self.refresh.load(Ordering::Relaxed)).filter(|s| *s > 0)
+    }
+
+    /// The exposition of every metric now.
+    pub fn metrics(&self) -> Exposition {
+        self.metrics.exposition(&self.store, self.clock.now())
+    }
+
+    /// `/api/v1/status`.
+    pub fn status_json(&self) -> String {
+        let pairs = self.store.now(self.clock.now());
+        api::status_json(&pairs, self.store.last_cycle().as_ref(), self.store.is_ready(), self.store.max_age())
+    }
+
+    /// The live part of the status page, when there is a history (HTML).
+    pub fn status_fragment(&self) -> Option<String> {
+        self.store.history()?;
+        let now = self.clock.now();
+        let ranges: Vec<_> = api::UPTIME_RANGES.iter().map(|(_, r)| *r).collect();
+        let mut pairs = self.store.histories(now, CELLS, &ranges);
+        pages::worst_first(&mut pairs);
+        Some(pages::status_fragment(&pairs, now))
+    }
+
+    /// The status page, when there is a history (HTML).
+    pub fn status_page(&self) -> Option<String> {
+        Some(pages::page(&self.status_fragment()?, self.refresh().unwrap_or(30)))
+    }
+
+    /// `/api/v1/history`.
+    fn history(&self, query: &str, headers: &hyper::HeaderMap) -> Response<Body> {
+        let plain = "text/plain; charset=utf-8";
+        let Some(history) = self.store.history().cloned() else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, plain, "history is not started yet\n");
         };
-        let _ = write!(
-            html,
-            "<li class=\"pair s-{state}\" data-country=\"{c}\" data-id-type=\"{i}\" data-state=\"{state}\">\
-             <div class=\"head\"><span class=\"state\"><span class=\"icon\" aria-hidden=\"true\">{icon}</span> {word}</span> \
-             <span class=\"name\">{c} <span class=\"id\">{i}</span></span> <span class=\"since\">{since}</span></div>\n\
-             <div class=\"bar\" role=\"img\" aria-label=\"{c} {i}, last 24 hours: {summary}\">",
-            state = v.state,
-            c = html_escape(v.target.country.as_str()),
-            i = html_escape(v.target.id_type.as_str()),
-            summary = html_escape(&bar_summary(&v.cells)),
-        );
-        for cell in &v.cells {
-            let end = cell.start + timeline::CELL;
-            let rates = match (cell.min_rate_10m, cell.min_rate_1h) {
-                (None, None) => String::new(),
-                (a, b) => format!(
-                    ", lowest rates 10 min {} / 1 h {}",
-                    percent(a.and_then(Rate::from_f64)),
-                    percent(b.and_then(Rate::from_f64))
-                ),
-            };
-            let _ = write!(
-                html,
-                "<span class=\"cell s-{s}\" title=\"{} – {}: {}{rates}\"></span>",
-                cell.start.format("%d %b %H:%M"),
-                end.format("%H:%M UTC"),
-                label(cell.state).1,
-                s = cell.state,
-            );
-        }
-        html.push_str("</div>\n<div class=\"meta\"><span class=\"uptime\">Uptime");
-        for ((name, _), u) in UPTIME_RANGES.iter().zip(&v.uptime) {
-            let _ = write!(
-                html,
-                " <span>{}&nbsp;<b>{}</b></span>",
-                name.replace('h', "&nbsp;h").replace('d', "&nbsp;d"),
-                uptime_text(u)
-            );
-        }
-        let _ = writeln!(
-            html,
-            "</span> <span class=\"rates\">Success 10&nbsp;min <b>{}</b> · 1&nbsp;h <b>{}</b></span></div></li>",
-            percent(v.rates.0),
-            percent(v.rates.1)
-        );
-    }
-    html.push_str("</ol>\n");
-    html
-}
-
-fn bar_summary(cells: &[Cell]) -> String {
-    let mut parts = Vec::new();
-    for s in [AuthorityState::Offline, AuthorityState::Interruption, AuthorityState::Unknown] {
-        let n = cells.iter().filter(|c| c.state == s).count();
-        if n > 0 {
-            parts.push(format!("{} {}", for_duration(timeline::CELL * n as i32), s));
+        let now = self.clock.now();
+        let q = match api::HistoryQuery::parse(query, now, history.retention()) {
+            Ok(q) => q,
+            Err(e) => return text(StatusCode::BAD_REQUEST, plain, format!("{e}\n")),
+        };
+        match (q.format, &q.target) {
+            (Some(format), target) => {
+                let pairs = match target {
+                    Some(t) if self.store.pair_now(t, now).is_none() => {
+                        return text(StatusCode::NOT_FOUND, plain, format!("{t} is not a watched pair\n"));
+                    }
+                    Some(t) => vec![t.clone()],
+                    None => self.store.targets(),
+                };
+                let export = api::Export::new(self.store.clone(), history, pairs, &q);
+                http::streamed(format.content_type(), export, headers)
+            }
+            (None, _) => match api::history_json(&self.store, &history, &q, now) {
+                Ok(json) => compressible("application/json", json, headers),
+                Err(e @ api::HistoryQueryError::NotWatched(_)) => text(StatusCode::NOT_FOUND, plain, format!("{e}\n")),
+                Err(e) => text(StatusCode::BAD_REQUEST, plain, format!("{e}\n")),
+            },
         }
     }
-    if parts.is_empty() { "online throughout".to_owned() } else { parts.join(", ") }
-}
 
-/// The whole page; `refresh_seconds` is how often the script refreshes the status part.
-pub fn page(fragment: &str, refresh_seconds: u64) -> String {
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ID authority status · idauth-exporter</title>
-<link rel="icon" href="/ui/icon.svg" type="image/svg+xml"><link rel="stylesheet" href="/ui/status.css"><script src="/ui/status.js" defer></script></head>
-<body>
-<header><h1>ID authority status</h1>
-<nav><a href="/metrics">Metrics</a> · <a href="/api/v1/status">Status (JSON)</a> · <a href="/api/v1/history?country=NG&amp;id_type=BVN&amp;range=24h">History (JSON)</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></nav></header>
-<main id="status" data-refresh="{refresh_seconds}" aria-live="polite">
-{fragment}</main>
-<footer><p>Government ID authorities behind Smile ID, as polled by idauth-exporter {version}. Worst first; each bar is the last 24 hours in 10-minute cells (hover or tap for the time and rates). Uptime is the share of the time with data that the authority was online.</p>
-<p class="legend"><span class="cell s-online"></span> ✓ online <span class="cell s-interruption"></span> ! interruption <span class="cell s-offline"></span> ✕ offline <span class="cell s-unknown"></span> ? unknown / no data</p></footer>
-</body>
-</html>
-"#,
-        version = env!("CARGO_PKG_VERSION"),
-    )
-}
-
-/// Why a history request was refused.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum HistoryQueryError {
-    /// A parameter is missing or malformed (400).
-    #[error("{0}")]
-    BadRequest(String),
-    /// The pair is not watched (404).
-    #[error("{0} is not a watched pair")]
-    NotWatched(String),
-}
-
-/// `/api/v1/history?country=NG&id_type=BVN&range=24h`: the points of one pair over the
-/// range (default 24h, at most the retention), its state and since, and its uptime over
-/// 24h, 7d and 30d.
-pub fn history_json(
-    query: &str,
-    snapshot: &[(Target, TargetStatus)],
-    history: &History,
-    now: DateTime<Utc>,
-    max_age: Duration,
-) -> Result<String, HistoryQueryError> {
-    let bad = |m: &str| HistoryQueryError::BadRequest(m.to_owned());
-    let (mut country, mut id_type, mut range) = (None, None, "24h");
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=').unwrap_or((pair, "")) {
-            ("country", v) => country = Some(v),
-            ("id_type", v) => id_type = Some(v),
-            ("range", v) => range = v,
-            _ => {}
-        }
+    /// The plain landing page (no history).
+    fn landing_page(&self) -> String {
+        pages::landing_page(&pages::landing_status(&self.store.now(self.clock.now()), self.clock.now()), self.refresh())
     }
-    let (Some(c), Some(i)) = (country, id_type) else {
-        return Err(bad("country and id_type are required, e.g. ?country=NG&id_type=BVN&range=24h"));
-    };
-    let target = Target::new(
-        c.to_ascii_uppercase().parse().map_err(|e: crate::model::DomainError| bad(&e.to_string()))?,
-        i.to_ascii_uppercase().parse().map_err(|e: crate::model::DomainError| bad(&e.to_string()))?,
-    );
-    let span = crate::history::parse_range(range)
-        .ok_or_else(|| bad("range must be a duration from 1m to 366d, such as 24h, 7d or 30d"))?
-        .min(history.retention());
-    let Some((_, status)) = snapshot.iter().find(|(t, _)| *t == target) else {
-        return Err(HistoryQueryError::NotWatched(target.to_string()));
-    };
-    let valid = timeline::valid_for(max_age);
-    let from = now - span;
-    let points: Vec<Point> = history.points(&target, from).into_iter().filter(|p| p.time >= from).collect();
-    let all = history.points(&target, now - UPTIME_RANGES[2].1);
-    let state = status.current_state(now, max_age);
-    let uptime: serde_json::Map<String, serde_json::Value> = UPTIME_RANGES
-        .iter()
-        .map(|(name, r)| {
-            ((*name).to_owned(), serde_json::to_value(timeline::uptime(&all, now - *r, now, valid)).unwrap_or_default())
-        })
-        .collect();
-    Ok(serde_json::json!({
-        "country": target.country,
-        "id_type": target.id_type,
-        "range": range,
-        "from": from,
-        "to": now,
-        "state": state,
-        "since": since(history, &target, state, now, max_age),
-        "uptime": uptime,
-        "points": points,
+}
+
+/// The exporter's endpoints over `site`.
+pub fn handler(site: Arc<Site>) -> Handler {
+    Arc::new(move |req| {
+        let site = site.clone();
+        Box::pin(async move { handle(&site, req).await })
     })
-    .to_string())
+}
+
+async fn off_thread<T: Send + 'static>(site: &Arc<Site>, build: impl FnOnce(&Site) -> T + Send + 'static) -> T {
+    let _turn = PAGES.acquire().await;
+    let site = site.clone();
+    match tokio::task::spawn_blocking(move || build(&site)).await {
+        Ok(page) => page,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+async fn handle(site: &Arc<Site>, req: Request<Incoming>) -> Response<Body> {
+    let plain = "text/plain; charset=utf-8";
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let mut resp = match req.uri().path() {
+        "/metrics" if read => http::streamed(metrics::CONTENT_TYPE, site.metrics(), req.headers()),
+        "/-/healthy" if read => text(StatusCode::OK, plain, "Healthy.\n"),
+        "/-/ready" if read => {
+            if site.store.is_ready() {
+                text(StatusCode::OK, plain, "Ready.\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, plain, "Not ready: the first poll cycle has not finished.\n")
+            }
+        }
+        "/-/reload" if matches!(*req.method(), Method::POST | Method::PUT) => match (site.reload)().await {
+            Ok(()) => text(StatusCode::OK, plain, "Reloaded.\n"),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, plain, format!("failed to reload config: {e}\n")),
+        },
+        "/api/v1/status" if read => {
+            compressible("application/json", off_thread(site, |s| s.status_json()).await, req.headers())
+        }
+        "/" if read && let Some(page) = off_thread(site, |s| s.status_page()).await => {
+            status_page_response(page, req.headers())
+        }
+        "/ui/status" if read => match off_thread(site, |s| s.status_fragment()).await {
+            Some(html) => compressible("text/html; charset=utf-8", html, req.headers()),
+            None => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
+        },
+        "/ui/status.js" if read => text(StatusCode::OK, "text/javascript; charset=utf-8", SCRIPT),
+        "/ui/icon.svg" if read => text(StatusCode::OK, "image/svg+xml", ICON),
+        "/ui/status.css" if read => text(StatusCode::OK, "text/css; charset=utf-8", STYLE),
+        "/api/v1/history" if read => {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            let headers = req.headers().clone();
+            off_thread(site, move |s| s.history(&query, &headers)).await
+        }
+        "/" if read => text(StatusCode::OK, "text/html; charset=utf-8", site.landing_page()),
+        "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/status" | "/" | "/api/v1/history" | "/ui/status"
+        | "/ui/status.js" | "/ui/status.css" | "/ui/icon.svg" => not_allowed("GET, HEAD"),
+        "/-/reload" => not_allowed("POST, PUT"),
+        _ => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
+    };
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The status page, under a Content-Security-Policy that allows same-origin files only.
+fn status_page_response(page: String, request: &hyper::HeaderMap) -> Response<Body> {
+    let mut resp = compressible("text/html; charset=utf-8", page, request);
+    let headers = resp.headers_mut();
+    headers.insert("content-security-policy", HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    resp
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
 
-    #[test]
-    fn durations_read_as_people_say_them() {
-        assert_eq!(for_duration(TimeDelta::minutes(130)), "2 h 10 min");
-        assert_eq!(for_duration(TimeDelta::seconds(45)), "45 s");
-        assert_eq!(for_duration(TimeDelta::minutes(60)), "1 h");
-        assert_eq!(for_duration(TimeDelta::hours(76)), "3 d 4 h");
-        assert_eq!(for_duration(TimeDelta::days(2)), "2 d");
-    }
-
-    #[test]
-    fn not_online_comes_first_offline_then_unknown_then_interruption() {
-        let mut states =
-            [AuthorityState::Online, AuthorityState::Interruption, AuthorityState::Unknown, AuthorityState::Offline];
-        states.sort_by_key(|s| rank(*s));
-        assert_eq!(
-            states,
-            [AuthorityState::Offline, AuthorityState::Unknown, AuthorityState::Interruption, AuthorityState::Online]
-        );
+    /// The runtime has one thread: a status page being built (slowly, as at thousands of
+    /// pairs) must not hold up a scrape. The test holds the page builder (the one turn of
+    /// [`PAGES`]) on the blocking pool; without the pool, this test's own requests could not
+    /// even run while the page is built, and it would time out.
+    #[tokio::test]
+    async fn a_scrape_is_answered_while_a_status_page_is_being_built() {
+        let store = Arc::new(Store::new(&[]));
+        let clock: Arc<dyn Clock> = Arc::new(crate::model::ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap()));
+        let metrics = Arc::new(Metrics::new("test", clock.now()));
+        let site = Site::new(store, metrics, clock, Arc::new(|| Box::pin(async { Ok(()) })));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(http::serve(listener, handler(site.clone()), shutdown.clone()));
+        crate::tls::install_crypto_provider();
+        // A page build that takes as long as the test wants.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let wait = Mutex::new(wait);
+        let builder = site.clone();
+        let building = tokio::spawn(async move {
+            off_thread(&builder, move |_| {
+                // Bounded, so that a page built on the runtime's thread fails the test rather
+                // than hanging it.
+                let _ = wait.lock().unwrap().recv_timeout(Duration::from_secs(10));
+                "<html>page</html>".to_owned()
+            })
+            .await
+        });
+        while PAGES.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let http = reqwest::Client::new();
+        let page = tokio::spawn({
+            let http = http.clone();
+            async move { http.get(format!("http://{addr}/api/v1/status")).send().await.unwrap().text().await.unwrap() }
+        });
+        let scrape = tokio::time::timeout(Duration::from_secs(10), async {
+            http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap()
+        })
+        .await
+        .expect("a scrape is answered while a page is being built");
+        assert!(scrape.contains("idauth_targets 0\n"), "{scrape}");
+        assert!(!building.is_finished() && !page.is_finished(), "the page was still being built during the scrape");
+        release.send(()).unwrap();
+        assert_eq!(building.await.unwrap(), "<html>page</html>");
+        assert!(page.await.unwrap().contains("\"targets\":[]"));
+        shutdown.cancel();
     }
 }

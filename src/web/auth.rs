@@ -32,8 +32,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use super::http::{self, Handler};
 use crate::config::{ConfigError, from_yaml, invalid};
-use crate::server::{self, Handler};
 
 /// The parsed web configuration: what the HTTP server needs.
 #[derive(Default)]
@@ -391,16 +391,16 @@ pub fn protect(inner: Handler, current: Arc<dyn Fn() -> Arc<WebConfig> + Send + 
         let inner = inner.clone();
         Box::pin(async move {
             let authorization = req.headers().get(AUTHORIZATION).cloned();
-            let mut resp: Response<server::Body> = match web.check(authorization.as_ref()).await {
+            let mut resp: Response<http::Body> = match web.check(authorization.as_ref()).await {
                 Verdict::Allowed => inner(req).await,
                 Verdict::Denied => {
-                    let mut r = server::text(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "Unauthorized\n");
+                    let mut r = http::text(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "Unauthorized\n");
                     r.headers_mut()
                         .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"idauth-exporter\""));
                     r
                 }
                 Verdict::Busy => {
-                    let mut r = server::text(
+                    let mut r = http::text(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "text/plain; charset=utf-8",
                         "Too many password checks at once; try again shortly.\n",

@@ -1,6 +1,7 @@
-//! The HTTP server: `/metrics`, a landing page, health, readiness, reload and a JSON status.
-//!
-//! It never calls the provider: everything it serves comes from a [`Routes`] implementation.
+//! Generic HTTP serving, shared by the exporter and the simulator: binding (dual stack),
+//! TLS per connection, a connection cap with idle eviction and its counters, graceful
+//! shutdown, gzip, and bodies streamed a piece at a time. It knows nothing of what is
+//! served: it imports no other module of this crate.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -13,8 +14,8 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
@@ -24,37 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, ConnectionMetrics, Exposition};
-
-/// What the server shows; the daemon implements it.
-pub trait Routes: Send + Sync + 'static {
-    /// The metrics in the text exposition format, to be written as the client reads.
-    fn metrics(&self) -> Exposition;
-    /// Whether the first poll cycle has finished.
-    fn is_ready(&self) -> bool;
-    /// The current status of every pair as JSON.
-    fn status_json(&self) -> String;
-    /// The landing page's status: a summary by state and a table of every pair (HTML).
-    fn landing_status(&self) -> String;
-    /// Seconds after which the landing page reloads itself, if it should (the demo).
-    fn landing_refresh(&self) -> Option<u64> {
-        None
-    }
-    /// The status page at `/` (HTML), when there is one; the plain landing page otherwise.
-    fn status_page(&self) -> Option<String> {
-        None
-    }
-    /// The live part of the status page, which its script fetches (HTML).
-    fn status_fragment(&self) -> Option<String> {
-        None
-    }
-    /// `/api/v1/history` for a query string: JSON, or a status code and a message.
-    fn history_json(&self, _query: &str) -> Result<String, (StatusCode, String)> {
-        Err((StatusCode::NOT_FOUND, "no history is kept\n".to_owned()))
-    }
-    /// Reloads the configuration file.
-    fn reload(&self) -> BoxFuture<'_, Result<(), String>>;
-}
+use prometheus::{IntCounterVec, IntGauge, Opts};
 
 /// How long in-flight requests get to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -64,32 +35,6 @@ pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
 /// Answers one request; shared by the exporter and the simulator.
 pub type Handler = Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
-
-/// The exporter's endpoints over `routes`.
-pub fn exporter(routes: Arc<dyn Routes>) -> Handler {
-    Arc::new(move |req| {
-        let routes = routes.clone();
-        Box::pin(async move { handle(&routes, req).await })
-    })
-}
-
-/// Pages whose cost grows with the pairs and their history (the status page, its fragment,
-/// the status and history APIs: tens of milliseconds at 1,000 pairs) are built on the
-/// blocking pool, one at a time, so that a flood of them never holds up a scrape on the
-/// runtime's one thread.
-static PAGES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-
-async fn off_thread<T: Send + 'static>(
-    routes: &Arc<dyn Routes>,
-    build: impl FnOnce(&dyn Routes) -> T + Send + 'static,
-) -> T {
-    let _turn = PAGES.acquire().await;
-    let routes = routes.clone();
-    match tokio::task::spawn_blocking(move || build(&*routes)).await {
-        Ok(page) => page,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
 
 /// Binds `address` (`host:port`). An unspecified host (`0.0.0.0`, `[::]`; `:port` arrives
 /// as `0.0.0.0:port`) listens on every IPv4 and IPv6 interface, as Prometheus does: one
@@ -418,22 +363,32 @@ where
     }
 }
 
-/// `/metrics`, gzipped when the scraper accepts it (Prometheus does): the text repeats
-/// itself and shrinks about tenfold. An exposition of one piece goes whole (with a
-/// Content-Length); a longer one is streamed, so a scrape's memory does not grow with it.
-fn metrics_response(mut exposition: Exposition, headers: &hyper::HeaderMap) -> Response<Body> {
+/// A body written a piece at a time (`/metrics` at thousands of pairs): each call appends
+/// the next piece and says whether more is left.
+pub trait Chunks: Send + 'static {
+    /// Appends the next piece to `out`; returns whether more is left to write.
+    fn write_next(&mut self, out: &mut String) -> bool;
+}
+
+/// About how much text one piece of a [`Chunks`] body holds, to size its buffer.
+pub const CHUNK_HINT: usize = 128 * 1024;
+
+/// A text body written a piece at a time, gzipped when the client accepts it (Prometheus
+/// does: an exposition repeats itself and shrinks about tenfold). A body of one piece goes
+/// whole (with a Content-Length); a longer one is streamed, so memory does not grow with it.
+pub fn streamed(content_type: &'static str, mut chunks: impl Chunks, headers: &hyper::HeaderMap) -> Response<Body> {
     let mut first = String::new();
-    if !exposition.write_next(&mut first) {
-        return compressible(METRICS_CONTENT_TYPE, first, headers);
+    if !chunks.write_next(&mut first) {
+        return compressible(content_type, first, headers);
     }
     let gzip = accepts_gzip(headers.get_all(hyper::header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()));
     let body = Streamed {
         first: Some(first),
-        rest: Some(exposition),
+        rest: Some(Box::new(chunks)),
         gzip: gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())),
     };
     let mut resp = Response::new(body.boxed_unsync());
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if gzip {
         resp.headers_mut().insert(hyper::header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
@@ -441,10 +396,10 @@ fn metrics_response(mut exposition: Exposition, headers: &hyper::HeaderMap) -> R
     resp
 }
 
-/// An exposition written (and gzipped) a piece at a time, as hyper asks for the next.
+/// A [`Chunks`] body written (and gzipped) a piece at a time, as hyper asks for the next.
 struct Streamed {
     first: Option<String>,
-    rest: Option<Exposition>,
+    rest: Option<Box<dyn Chunks>>,
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
 }
 
@@ -463,7 +418,7 @@ impl hyper::body::Body for Streamed {
             let text = if let Some(text) = this.first.take() {
                 text
             } else if let Some(rest) = &mut this.rest {
-                let mut text = String::with_capacity(crate::metrics::CHUNK + crate::metrics::CHUNK / 8);
+                let mut text = String::with_capacity(CHUNK_HINT + CHUNK_HINT / 8);
                 if !rest.write_next(&mut text) {
                     this.rest = None;
                 }
@@ -489,7 +444,7 @@ impl hyper::body::Body for Streamed {
 
 /// A text body, gzipped when the client accepts it: `/metrics`, and the status page and
 /// the fragment its script fetches, whose rows of history cells repeat themselves too.
-fn compressible(content_type: &'static str, body: String, headers: &hyper::HeaderMap) -> Response<Body> {
+pub fn compressible(content_type: &'static str, body: String, headers: &hyper::HeaderMap) -> Response<Body> {
     let gzip = accepts_gzip(headers.get_all(hyper::header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()));
     if gzip {
         use std::io::Write;
@@ -561,90 +516,6 @@ pub fn not_allowed(allow: &'static str) -> Response<Body> {
     resp
 }
 
-async fn handle(routes: &Arc<dyn Routes>, req: Request<Incoming>) -> Response<Body> {
-    let plain = "text/plain; charset=utf-8";
-    let read = matches!(*req.method(), Method::GET | Method::HEAD);
-    let mut resp = match req.uri().path() {
-        "/metrics" if read => metrics_response(routes.metrics(), req.headers()),
-        "/-/healthy" if read => text(StatusCode::OK, plain, "Healthy.\n"),
-        "/-/ready" if read => {
-            if routes.is_ready() {
-                text(StatusCode::OK, plain, "Ready.\n")
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, plain, "Not ready: the first poll cycle has not finished.\n")
-            }
-        }
-        "/-/reload" if matches!(*req.method(), Method::POST | Method::PUT) => match routes.reload().await {
-            Ok(()) => text(StatusCode::OK, plain, "Reloaded.\n"),
-            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, plain, format!("failed to reload config: {e}\n")),
-        },
-        "/api/v1/status" if read => {
-            text(StatusCode::OK, "application/json", off_thread(routes, |r| r.status_json()).await)
-        }
-        "/" if read && let Some(page) = off_thread(routes, |r| r.status_page()).await => {
-            status_page_response(page, req.headers())
-        }
-        "/ui/status" if read => match off_thread(routes, |r| r.status_fragment()).await {
-            Some(html) => compressible("text/html; charset=utf-8", html, req.headers()),
-            None => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
-        },
-        "/ui/status.js" if read => text(StatusCode::OK, "text/javascript; charset=utf-8", crate::web::SCRIPT),
-        "/ui/icon.svg" if read => text(StatusCode::OK, "image/svg+xml", crate::web::ICON),
-        "/ui/status.css" if read => text(StatusCode::OK, "text/css; charset=utf-8", crate::web::STYLE),
-        "/api/v1/history" if read => {
-            let query = req.uri().query().unwrap_or("").to_owned();
-            match off_thread(routes, move |r| r.history_json(&query)).await {
-                Ok(json) => text(StatusCode::OK, "application/json", json),
-                Err((status, message)) => text(status, plain, message),
-            }
-        }
-        "/" if read => text(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            landing_page(&routes.landing_status(), routes.landing_refresh()),
-        ),
-        "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/status" | "/" | "/api/v1/history" | "/ui/status"
-        | "/ui/status.js" | "/ui/status.css" | "/ui/icon.svg" => not_allowed("GET, HEAD"),
-        "/-/reload" => not_allowed("POST, PUT"),
-        _ => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
-    };
-    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-/// The status page, under a Content-Security-Policy that allows same-origin files only.
-fn status_page_response(page: String, request: &hyper::HeaderMap) -> Response<Body> {
-    let mut resp = compressible("text/html; charset=utf-8", page, request);
-    let headers = resp.headers_mut();
-    headers.insert("content-security-policy", HeaderValue::from_static(crate::web::CONTENT_SECURITY_POLICY));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    resp
-}
-
-fn landing_page(status: &str, refresh: Option<u64>) -> String {
-    let refresh = refresh.map_or(String::new(), |s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"));
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>idauth-exporter</title>{refresh}
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}
-.summary span{{margin-right:1.2em;font-size:1.2em}}.online{{color:#1a7f37}}.interruption{{color:#9a6700}}.offline{{color:#cf222e;font-weight:bold}}.unknown{{color:#57606a}}</style></head>
-<body>
-<h1>idauth-exporter</h1>
-<p>Availability of government ID authorities behind Smile ID, for Prometheus. Version {version}.</p>
-<ul>
-<li><a href="/metrics">Metrics</a></li>
-<li><a href="/api/v1/status">Status (JSON)</a></li>
-<li><a href="/-/healthy">Health</a> and <a href="/-/ready">readiness</a></li>
-</ul>
-{status}</body>
-</html>
-"#,
-        version = env!("CARGO_PKG_VERSION"),
-    )
-}
-
 /// Escapes text for HTML.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -659,6 +530,68 @@ pub fn html_escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// The HTTP server's connections: those refused or dropped to stay under the cap, and
+/// those open. Clones share the same series; a default one is registered nowhere.
+#[derive(Clone, Debug)]
+pub struct ConnectionMetrics {
+    refused: IntCounterVec,
+    open: IntGauge,
+}
+
+impl ConnectionMetrics {
+    /// The `reason` label values: `limit` (a new connection closed at once: every slot has a
+    /// request in flight), `evicted` (an idle connection closed to make room for a new one),
+    /// `accept_error` (accepting failed, for example out of file descriptors).
+    pub const REASONS: [&'static str; 3] = ["limit", "evicted", "accept_error"];
+
+    /// Counts one connection refused or dropped for `reason`, one of [`Self::REASONS`].
+    pub fn refused(&self, reason: &str) {
+        self.refused.with_label_values(&[reason]).inc();
+    }
+
+    /// How many connections were refused or dropped for `reason`.
+    pub fn refused_total(&self, reason: &str) -> u64 {
+        self.refused.with_label_values(&[reason]).get()
+    }
+
+    /// Sets the number of open connections.
+    pub fn set_open(&self, n: usize) {
+        self.open.set(n as i64);
+    }
+
+    /// The number of open connections.
+    pub fn open(&self) -> i64 {
+        self.open.get()
+    }
+}
+
+impl Default for ConnectionMetrics {
+    fn default() -> Self {
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "idauth_http_connections_refused_total",
+                "HTTP connections closed by the exporter to stay under --web.max-connections, by reason: \
+                 limit (new connection refused, every slot busy), evicted (idle connection closed to make room), \
+                 accept_error (accepting failed, e.g. out of file descriptors).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in Self::REASONS {
+            refused.with_label_values(&[reason]);
+        }
+        let open = IntGauge::new("idauth_http_connections_open", "HTTP connections open now.").expect("valid metric");
+        ConnectionMetrics { refused, open }
+    }
+}
+
+impl ConnectionMetrics {
+    /// Its series, for the registry that serves them.
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![Box::new(self.refused.clone()), Box::new(self.open.clone())]
+    }
 }
 
 #[cfg(test)]
@@ -693,68 +626,5 @@ mod tests {
             assert!(!accepts(no), "{no}");
         }
         assert!(accepts_gzip(["identity", "gzip"].into_iter()), "several headers");
-    }
-
-    /// A status page that takes as long as the test wants, and metrics of no pair.
-    struct SlowPage {
-        release: Mutex<std::sync::mpsc::Receiver<()>>,
-        metrics: crate::metrics::Metrics,
-    }
-
-    impl Routes for SlowPage {
-        fn metrics(&self) -> Exposition {
-            let store = crate::store::Store::new(&[]);
-            self.metrics.exposition(&store, chrono::Utc::now(), Duration::from_secs(60))
-        }
-        fn is_ready(&self) -> bool {
-            true
-        }
-        fn status_json(&self) -> String {
-            "{}".to_owned()
-        }
-        fn landing_status(&self) -> String {
-            String::new()
-        }
-        fn status_page(&self) -> Option<String> {
-            // Bounded, so that a page built on the runtime's thread fails the test rather
-            // than hanging it.
-            let _ = self.release.lock().unwrap().recv_timeout(Duration::from_secs(10));
-            Some("<html>page</html>".to_owned())
-        }
-        fn reload(&self) -> BoxFuture<'_, Result<(), String>> {
-            Box::pin(async { Ok(()) })
-        }
-    }
-
-    /// The runtime has one thread: a status page being built (slowly, as at thousands of
-    /// pairs) must not hold up a scrape. Without the blocking pool, this test's own
-    /// requests could not even run while the page is built, and it would time out.
-    #[tokio::test]
-    async fn a_scrape_is_answered_while_a_status_page_is_being_built() {
-        let (release, wait) = std::sync::mpsc::channel();
-        let routes: Arc<dyn Routes> =
-            Arc::new(SlowPage { release: Mutex::new(wait), metrics: crate::metrics::Metrics::new("test") });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        tokio::spawn(serve(listener, exporter(routes), shutdown.clone()));
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::new();
-        let page = tokio::spawn({
-            let http = http.clone();
-            async move { http.get(format!("http://{addr}/")).send().await.unwrap().text().await.unwrap() }
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(!page.is_finished(), "the page waits for the test");
-        let scrape = tokio::time::timeout(Duration::from_secs(10), async {
-            http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap()
-        })
-        .await
-        .expect("a scrape is answered while the page is being built");
-        assert!(scrape.contains("idauth_targets 0\n"), "{scrape}");
-        assert!(!page.is_finished(), "the page was still being built during the scrape");
-        release.send(()).unwrap();
-        assert_eq!(page.await.unwrap(), "<html>page</html>");
-        shutdown.cancel();
     }
 }
