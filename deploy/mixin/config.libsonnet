@@ -30,9 +30,6 @@
     // stays open while nobody observes the authority (every replica down, restarting or
     // serving stale data) for up to this long; the exporter-level alerts fire meanwhile.
     memorySeconds: 24 * 3600,
-    // The resolution of the subqueries that find since when an authority has been in its
-    // state: a fraction of the poll period, and at least the rule evaluation interval.
-    subqueryStep: '1m',
 
     // Consecutive polls that must report `offline` before IdAuthorityOffline pages.
     // 2 (the default): a single offline poll between online ones never pages, two in a

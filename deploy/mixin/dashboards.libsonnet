@@ -170,7 +170,7 @@ local utils = import 'lib/utils.libsonnet';
 
     d.table(
       'Current state',
-      'One row per authority, worst first (offline, unknown, interruption, online). "Since" is when the current state began, in the provider\'s time, the same on every replica and across restarts; "For" is how long ago that was. "Data age" is the time since the newest check some replica reports (unknown after %(maxAge)s; "Since" then refers to the last state observed). Success rates are Smile ID\'s own, from the replica with the newest data. "Last poll" is ok when some replica\'s last poll of the authority succeeded.' % { maxAge: utils.duration(c.maxDataAgeSeconds) },
+      'One row per authority, worst first (offline, unknown, interruption, online). "Since" is when the current state began: the provider\'s time of the first check of its current run, as the exporter keeps it across restarts, the earliest any replica reports, remembered while nobody observes; "For" is how long ago that was. "Data age" is the time since the newest check some replica reports (unknown after %(maxAge)s; "Since" then refers to the last state observed). Success rates are Smile ID\'s own, from the replica with the newest data. "Last poll" is ok when some replica\'s last poll of the authority succeeded.' % { maxAge: utils.duration(c.maxDataAgeSeconds) },
       [0, 10, 24, 10],
       [
         d.target(perAuthority(rank('country_id_type:idauth_state:code{%s}' % authority)), instant=true, format='table'),

@@ -7,7 +7,8 @@
 // on every replica; the exporter's poll time where the provider gives none). The latest
 // observation wins, whichever replica made it, and it is remembered for `memorySeconds`,
 // so a replica that restarts, dies or serves stale data changes nothing until some
-// replica observes something newer.
+// replica observes something newer. Since when is read from the exporter, which keeps it
+// across restarts, and remembered the same way.
 local utils = import 'lib/utils.libsonnet';
 
 {
@@ -50,27 +51,62 @@ local utils = import 'lib/utils.libsonnet';
             ||| % { authority: authority },
           },
           {
-            // Since when the authority has been in its last observed state: the provider
-            // time of the first check in that state after the last check in any other.
-            // Where no other state is remembered, the oldest check remembered.
+            // What the replicas say, now: per authority and observed state, the earliest
+            // `idauth_state_since_timestamp_seconds` among the replicas that currently show
+            // that state. The exporter serves the start of its current run of the state in
+            // provider time (the `last_checked` of the run's first check), the same on every
+            // replica and across restarts; a replica that lost its store, or started later,
+            // reports a later start, so the earliest wins. A replica whose data is stale
+            // shows `unknown`, with a since of its own (when its data went stale): left out.
+            record: 'country_id_type_state:idauth_state_since_timestamp_seconds:min',
+            expr: |||
+              min by (%(authority)s, state) (
+                  (idauth_state{%(sel)s, state!="unknown"} == 1)
+                * ignoring (state) group_left ()
+                  idauth_state_since_timestamp_seconds{%(sel)s}
+              )
+            ||| % { authority: authority, sel: sel },
+          },
+          {
+            // Since when the authority has been in its last observed state, one series per
+            // authority, labelled with the state: the earliest start of the current run
+            // that anybody reported, remembered. Each evaluation takes the minimum of
+            //  - what the replicas say now (the rule above),
+            //  - this rule's own last value (last_over_time over `memorySeconds`), so that
+            //    the answer survives every replica being down, restarting or stale, and a
+            //    replica without its store that alone reports a later start,
+            // each kept only for the last observed state and only when later than the
+            // newest check remembered in any other state (0 where there is none): a run is
+            // always later than the last check of another state, so an earlier run of the
+            // same state (offline this morning, online since, offline again) never counts.
+            // Where neither is left, the newest check in the state stands in (a replica
+            // that missed the other state's check reports a start from before it), and
+            // being a minimum, it stays at the first such check.
+            // No subquery: one range, over one recorded series per authority.
             record: 'country_id_type:idauth_state_since:timestamp_seconds',
             expr: |||
-              min_over_time(
-                (
-                    (country_id_type_state:idauth_observation_timestamp_seconds:max and on (%(authority)s, state) country_id_type:idauth_state:latest @ end())
-                  > on (%(authority)s) group_left ()
-                    max by (%(authority)s) (
-                      country_id_type_state:idauth_observation_timestamp_seconds:latest @ end()
+              min by (%(authority)s, state) (
+                  (
+                      (
+                          country_id_type_state:idauth_state_since_timestamp_seconds:min
+                        or
+                          label_replace(last_over_time(country_id_type:idauth_state_since:timestamp_seconds[%(memory)s]), "since_source", "remembered", "", "")
+                      )
+                        and on (%(authority)s, state)
+                      country_id_type:idauth_state:latest
+                  )
+                    > on (%(authority)s) group_left ()
+                  max by (%(authority)s) (
+                      country_id_type_state:idauth_observation_timestamp_seconds:latest
                         unless on (%(authority)s, state)
-                      country_id_type:idauth_state:latest @ end()
-                    )
-                )[%(memory)s:%(step)s]
-              )
+                      country_id_type:idauth_state:latest
+                    or
+                      country_id_type:idauth_state:latest * 0
+                  )
                 or
-              min_over_time(
-                (country_id_type_state:idauth_observation_timestamp_seconds:max and on (%(authority)s, state) country_id_type:idauth_state:latest @ end())[%(memory)s:%(step)s]
+                  country_id_type:idauth_state:latest
               )
-            ||| % { authority: authority, memory: memory, step: c.subqueryStep },
+            ||| % { authority: authority, memory: memory },
           },
           {
             // The last observed state as a number, one series per authority: 0 online,

@@ -100,6 +100,92 @@ t.expect('IdAuthorityStatusUnknown', [72, 80], unknown(1800))
 t.expect('IdAuthorityStatusUnknown', [84])
 T.append(t)
 
+# --- since across replicas, restarts and runs ---
+SINCE = 'country_id_type:idauth_state_since:timestamp_seconds'
+NOW = 'country_id_type_state:idauth_state_since_timestamp_seconds:min'
+RAW = 'idauth_state_since_timestamp_seconds'
+L = 'job="idauth-exporter",country="NG",id_type="BVN"'
+
+
+def since_of(metric, v, state=None, instance=None):
+    labels = L + (',state="%s"' % state if state else '') + (',instance="%s"' % instance if instance else '')
+    return ('%s{%s}' % (metric, labels), v)
+
+
+p = Provider([ON] * 2 + [OFF] * 8 + [ON] * 3)
+t = Test("""A replica without a store: a restarts at 35m having lost its store (a new emptyDir) and,
+from its poll at 41m, reports the outage as offline since 40m; b (with its store) still says
+20m, and the earliest wins. b then dies from 50m to 71m, so that only a, with its later since,
+observes: the recorded since stays at 20m (remembered), and so does the page's description.
+b comes back at 72m with its store (its run unbroken: 30 minutes between its polls). One
+page from 32m to the online check, never resolved nor fired again in between.""",
+         [Replica('a:9877', 0, 130, down=range(35, 38)),
+          Replica('b:9877', 0, 130, polls=[m for m in range(130) if m % 10 == 2], down=range(50, 72), store=True)], p, 130)
+t.expect('IdAuthorityOffline', [30])
+t.expect('IdAuthorityOffline', [32, 35, 36, 38, 40, 42, 45, 50, 51, 55, 60, 65, 71, 72, 73, 80, 90, 100], offline(1200),
+         note='Whichever replicas observe, the alert keeps the earliest since: 20m.')
+t.expect('IdAuthorityOffline', [102, 129])
+t.promql(RAW, 45, [since_of(RAW, 2400, instance='a:9877'), since_of(RAW, 1200, instance='b:9877')],
+         note='The replicas disagree: a lost its store.')
+t.promql(NOW, 45, [since_of(NOW, 1200, 'offline')])
+t.promql(NOW, 60, [since_of(NOW, 2400, 'offline')], note='b is down: only a observes, with its later since ...')
+t.promql(SINCE, 60, [since_of(SINCE, 1200, 'offline')], note='... and the recorded since does not move.')
+t.promql(SINCE, 80, [since_of(SINCE, 1200, 'offline')])
+t.promql(SINCE, 105, [since_of(SINCE, 6000, 'online')])
+T.append(t)
+
+t = Test("""Restart mid-outage with the store: the only replica is down from 35m to 50m and comes back
+with its store at its poll of 51m. Its run is unbroken (20 minutes between its polls), so it
+reports the same since (20m). The page stays open throughout, once, with the same since
+(rates unknown while nobody serves data).""",
+         [Replica('a:9877', 0, 110, down=range(35, 51), store=True)], p, 110)
+t.expect('IdAuthorityOffline', [32, 34], offline(1200))
+t.expect('IdAuthorityOffline', [36, 40, 45, 50], offline(1200, r=None))
+t.expect('IdAuthorityOffline', [52, 60, 80, 100], offline(1200))
+t.expect('IdAuthorityOffline', [102, 109])
+t.promql(RAW, 52, [since_of(RAW, 1200, instance='a:9877')])
+t.promql(SINCE, 45, [since_of(SINCE, 1200, 'offline')])
+t.promql(SINCE, 52, [since_of(SINCE, 1200, 'offline')])
+T.append(t)
+
+t = Test("""A rolling restart mid-outage with stores (a StatefulSet with a volume per replica): a is down
+from 35m to 50m, b from 53m to 61m; each comes back with its store at its next poll and
+reports the same since. Somebody always has fresh data: the page and its description do not
+change at any minute.""",
+         [Replica('a:9877', 0, 110, down=range(35, 51), store=True),
+          Replica('b:9877', 0, 110, polls=[m for m in range(110) if m % 10 == 2], down=range(53, 62), store=True)], p, 110)
+t.expect('IdAuthorityOffline', [32, 35, 36, 40, 45, 50, 51, 52, 53, 54, 56, 60, 61, 62, 63, 70, 90, 100], offline(1200))
+t.expect('IdAuthorityOffline', [102, 109])
+t.promql(RAW, 57, [since_of(RAW, 1200, instance='a:9877')])
+t.promql(NOW, 57, [since_of(NOW, 1200, 'offline')])
+T.append(t)
+
+p = Provider([ON] * 2 + [OFF] * 3 + [ON] * 6 + [OFF] * 4 + [ON] * 3)
+t = Test("""A second outage later in the day: offline 20m-40m, online 50m-100m, offline again from 110m.
+The second page is since 110m, the start of the new run, not the 20m of the earlier one.""",
+         [Replica('a:9877', 0, 170), Replica('b:9877', 0, 170, polls=[m for m in range(170) if m % 10 == 2])], p, 170)
+t.expect('IdAuthorityOffline', [32, 50], offline(1200))
+t.expect('IdAuthorityOffline', [52, 100, 111, 112, 120])
+t.expect('IdAuthorityOffline', [122, 130, 150], offline(6600), note='The second outage: since its own first check.')
+t.expect('IdAuthorityOffline', [152, 169])
+t.promql(SINCE, 45, [since_of(SINCE, 1200, 'offline')])
+t.promql(SINCE, 80, [since_of(SINCE, 3000, 'online')])
+t.promql(SINCE, 115, [since_of(SINCE, 6600, 'offline')])
+t.promql(SINCE, 145, [since_of(SINCE, 6600, 'offline')])
+t.promql(SINCE, 160, [since_of(SINCE, 9000, 'online')])
+T.append(t)
+
+p = Provider([ON] * 2 + [OFF] * 8 + [ON] * 3)
+t = Test("""Prometheus newer than the outage (started, or its data lost, at 45m): the replica has watched
+since 0m and reports the outage as offline since 20m from its store. The page fires at the
+first evaluation that sees it (46m), since 20m, which Prometheus alone could not know.""",
+         [Replica('a:9877', 0, 110, scraped_from=45)], p, 110)
+t.expect('IdAuthorityOffline', [44])
+t.expect('IdAuthorityOffline', [46, 60, 100], offline(1200))
+t.expect('IdAuthorityOffline', [102])
+t.promql(SINCE, 50, [since_of(SINCE, 1200, 'offline')])
+T.append(t)
+
 # --- one-poll blip ---
 p = Provider([ON] * 2 + [OFF] + [ON] * 5)
 t = Test('''A one-poll blip: the check of 20m is offline, those before and after online; the next poll
@@ -186,7 +272,9 @@ write(out, '''# promtool test rules tests/authorities.yaml (from deploy/promethe
 #
 # The authority alerts on series shaped like the real exporter's: per replica and pair, four
 # idauth_state series (exactly one is 1), the rates, last_checked (the provider's check time,
-# stepping by 600 s at every poll), poll_success, polls/failures counters; per replica up
+# stepping by 600 s at every poll), the since of the current run (the first check's time,
+# kept across a restart only with the store; when the data went stale, for unknown),
+# poll_success, polls/failures counters; per replica up
 # and idauth_poll_cycle_last_run_timestamp_seconds. The provider checks every authority at
 # minute 10k; a replica's poll of that check is scraped at 10k+1 (or later, when it lands
 # late). A replica that stops, dies or is replaced ends its series with a stale marker, as

@@ -72,11 +72,18 @@ class Replica:
     """One exporter process (an `instance`) scraped every minute from `start` to `end`
     (exclusive). `polls`: minutes at which a poll result is visible; `fail`: set of poll
     minutes that fail (reason); `down`: minutes where the target is scraped with up=0
-    (no other series); `absent`: minutes with no series at all (not even up)."""
+    (no other series); `absent`: minutes with no series at all (not even up).
+    `store`: whether the process keeps its on-disk store across a restart (`down`): with
+    it, the restarted process serves what it knew (its last poll result while fresh, and
+    the since of its run); without it, it starts with nothing, as a new pod does.
+    `scraped_from`: the process runs (and polls) from `start`, but Prometheus has its
+    series only from this minute (a Prometheus started, or having lost its data, later)."""
 
     def __init__(self, instance, start, end, polls=None, fail=None, down=(), absent=(),
-                 stalled_from=None, counter_base=0):
+                 stalled_from=None, counter_base=0, store=False, scraped_from=None):
         self.instance, self.start, self.end = instance, start, end
+        self.store = store
+        self.scraped_from = scraped_from if scraped_from is not None else start
         self.polls = polls if polls is not None else [m for m in range(start, end) if m % 10 == 1]
         self.fail = fail or {}
         self.down, self.absent = set(down), set(absent)
@@ -102,14 +109,17 @@ def series_for(replica, provider, pairs, length):
         prov = provider[(country, id_type)] if isinstance(provider, dict) else provider
         data = None  # (checked, state, rates)
         last_ok_poll = None
+        since = None  # the start of the current run of the observed state, provider time
         polls = fails = 0
         fails_by = {'timeout': 0, 'unauthorized': 0}
         last_success = None
         for m in range(length):
             if m < r.start or m >= r.end or m in r.absent:
                 continue
-            if m in r.down:  # the process is dead: it restarts with nothing
-                data = last_ok_poll = last_success = None
+            if m in r.down:  # the process is dead: it restarts with its store, or with nothing
+                if not r.store:
+                    data = last_ok_poll = since = None
+                last_success = None
                 polls = 0
                 fails_by = {k: 0 for k in fails_by}
                 continue
@@ -120,12 +130,26 @@ def series_for(replica, provider, pairs, length):
                     fails_by[r.fail[m]] = fails_by.get(r.fail[m], 0) + 1
                     last_success = 0
                 else:
-                    data = prov.check_at(m)
+                    new = prov.check_at(m)
+                    # The run goes on while the state is the same and the data stayed fresh
+                    # in between (no gap longer than max_data_age); otherwise it starts at
+                    # this check's last_checked (clamped to the poll time).
+                    if not (data is not None and data[1] == new[1] and (m - last_ok_poll) * 60 <= MAX_AGE):
+                        since = min(new[0], m * 60)
+                    data = new
                     last_ok_poll = m
                     last_success = 1
+            if m < r.scraped_from:
+                continue
             lab = r.labels(country=country, id_type=id_type)
+            # Fresh while the check is at most max_data_age old. The exporter counts from its
+            # poll, a minute after the check when on time, so it turns unknown a minute later
+            # than this; kept on the check so that the scenarios' minutes stay as they were.
             fresh = data is not None and m * 60 - data[0] <= MAX_AGE
             state = data[1] if fresh else 'unknown'
+            if data is not None:
+                # Stale: since when the data went stale (last success + max_data_age).
+                put('idauth_state_since_timestamp_seconds', lab, m, since if fresh else last_ok_poll * 60 + MAX_AGE)
             for s in STATES:
                 put('idauth_state', dict(lab, state=s), m, 1 if s == state else 0)
             if fresh and data[2]:
@@ -147,6 +171,8 @@ def series_for(replica, provider, pairs, length):
             last_cycle = None
         elif m in r.polls and (r.stalled_from is None or m < r.stalled_from):
             last_cycle = m
+        if m < r.scraped_from:
+            continue
         put('up', r.labels(), m, 0 if m in r.down else 1)
         if m in r.down:
             continue
@@ -157,7 +183,7 @@ def series_for(replica, provider, pairs, length):
 
 def add_stale(replica, out, length):
     r = replica
-    gone = lambda m: m < r.start or m >= r.end or m in r.absent
+    gone = lambda m: m < r.scraped_from or m >= r.end or m in r.absent
     for key, vals in out.items():
         is_up = key.startswith('up{')
         for m in range(1, length):

@@ -29,6 +29,30 @@ t.promql(S, 89, [('%s{%s}' % (S, L), 0)], note='The newest check (60m) is 29 min
 t.promql(S, 100, [('%s{%s}' % (S, L), 3)], note='Older than max_data_age (30m): unknown.')
 t.promql('country_id_type:idauth_state:latest', 100, [('country_id_type:idauth_state:latest{%s,state="online"}' % L, 3600)])
 t.promql('country_id_type:idauth_state_online:bool', 100, [])
+t.promql('idauth_state_since_timestamp_seconds', 100,
+         [('idauth_state_since_timestamp_seconds{%s,instance="a:9877"}' % L, 61 * 60 + 1800),
+          ('idauth_state_since_timestamp_seconds{%s,instance="b:9877"}' % L, 62 * 60 + 1800)],
+         note='Stale: each replica says unknown since its last success + max_data_age ...')
+t.promql('country_id_type:idauth_state_since:timestamp_seconds', 100,
+         [('country_id_type:idauth_state_since:timestamp_seconds{%s,state="online"}' % L, 3600)],
+         note="... which is not the observed state's since: online since 60m, remembered.")
+T.append(t)
+
+p = Provider([ON] * 2 + [INT] * 3 + [ON] * 5)
+t = Test('''"Since" from the replicas: a watches from 0m; b starts at 25m; every poll of c fails. a and
+b report the interruption of 20m-40m from their own first check of it (20m and 30m): the
+earliest, 20m, is the authority's. c never observed the pair: it has no since at all.''',
+         [Replica('a:9877', 0, 60), Replica('b:9877', 25, 60, polls=[m for m in range(60) if m % 10 == 2]),
+          Replica('c:9877', 0, 60, fail={m: 'timeout' for m in range(60)})], p, 60)
+t.promql('idauth_state_since_timestamp_seconds', 35,
+         [('idauth_state_since_timestamp_seconds{%s,instance="a:9877"}' % L, 1200),
+          ('idauth_state_since_timestamp_seconds{%s,instance="b:9877"}' % L, 1800)])
+t.promql('country_id_type_state:idauth_state_since_timestamp_seconds:min', 35,
+         [('country_id_type_state:idauth_state_since_timestamp_seconds:min{%s,state="interruption"}' % L, 1200)])
+t.promql('country_id_type:idauth_state_since:timestamp_seconds', 35,
+         [('country_id_type:idauth_state_since:timestamp_seconds{%s,state="interruption"}' % L, 1200)])
+t.promql('country_id_type:idauth_state_since:timestamp_seconds', 55,
+         [('country_id_type:idauth_state_since:timestamp_seconds{%s,state="online"}' % L, 3000)])
 T.append(t)
 
 p = Provider([ON] * 30)
