@@ -37,11 +37,11 @@ pub struct Cli {
     pub max_connections: u32,
 
     /// Directory of the history store (state, since and history survive restarts).
-    #[arg(long = "storage.path", value_name = "DIR", default_value = "data/")]
+    #[arg(long = "storage.path", value_name = "DIR", default_value = "data/", global = true)]
     pub storage_path: PathBuf,
 
     /// How long history is kept (e.g. 30d, 90d).
-    #[arg(long = "storage.retention", value_name = "DURATION", default_value = "30d", value_parser = parse_retention)]
+    #[arg(long = "storage.retention", value_name = "DURATION", default_value = "30d", value_parser = parse_retention, global = true)]
     pub storage_retention: std::time::Duration,
 
     /// Only log messages with the given severity or above.
@@ -85,6 +85,12 @@ pub enum Command {
         /// What to do with it.
         #[command(subcommand)]
         action: ConfigCommand,
+    },
+    /// Work with the history store (--storage.path) while no exporter holds it.
+    History {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: HistoryCommand,
     },
 }
 
@@ -144,6 +150,61 @@ pub enum ConfigCommand {
     Check,
 }
 
+/// `history` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Write made-up 10-minute history for the configured pairs (for benchmarks and demos),
+    /// ending now; existing points at the same times are replaced.
+    Fill {
+        /// How many days.
+        #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
+    },
+    /// Write every point of every pair the store holds, in time order per pair, to
+    /// standard output. A running exporter holds its store: ask it instead, at
+    /// /api/v1/history?format=csv (same columns).
+    Export {
+        /// The first time: RFC 3339 (2026-12-01T00:00:00Z) or a duration ago (7d).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// The end (exclusive), as --from; default now.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// csv (a header, then a line a point) or json (an array of objects).
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+    },
+}
+
+/// `history export --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// CSV with a header line.
+    Csv,
+    /// A JSON array.
+    Json,
+}
+
+impl From<ExportFormat> for crate::history::export::Format {
+    fn from(f: ExportFormat) -> Self {
+        match f {
+            ExportFormat::Csv => crate::history::export::Format::Csv,
+            ExportFormat::Json => crate::history::export::Format::Json,
+        }
+    }
+}
+
+/// An RFC 3339 time, or a duration before now (`7d`, `90m`).
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let ago = humantime::parse_duration(s).map_err(|_| {
+        "expected an RFC 3339 time such as 2026-12-01T00:00:00Z or a duration ago such as 7d".to_owned()
+    })?;
+    chrono::TimeDelta::from_std(ago).map(|d| chrono::Utc::now() - d).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +241,44 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Config { action: ConfigCommand::Check })));
         assert!(Cli::try_parse_from(["idauth-exporter", "check", "NG"]).is_err());
         assert!(Cli::try_parse_from(["idauth-exporter", "--log.format=text"]).is_err());
+    }
+
+    #[test]
+    fn history_commands_take_the_storage_flags_after_them() {
+        let cli = Cli::try_parse_from([
+            "idauth-exporter",
+            "history",
+            "fill",
+            "--config.file",
+            "c.yaml",
+            "--storage.path",
+            "/tmp/s",
+            "--days",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!((cli.config_file, cli.storage_path), (PathBuf::from("c.yaml"), PathBuf::from("/tmp/s")));
+        assert!(matches!(cli.command, Some(Command::History { action: HistoryCommand::Fill { days: 7 } })));
+        let cli = Cli::try_parse_from([
+            "idauth-exporter",
+            "history",
+            "export",
+            "--from=2026-12-01T00:00:00Z",
+            "--to",
+            "1h",
+            "--format=json",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::History { action: HistoryCommand::Export { from, to, format } }) => {
+                assert_eq!(from, Some("2026-12-01T00:00:00Z".parse().unwrap()));
+                assert!(to.unwrap() < chrono::Utc::now() - chrono::TimeDelta::minutes(59));
+                assert_eq!(format, ExportFormat::Json);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["idauth-exporter", "history", "export", "--from=yesterday"]).is_err());
+        assert!(Cli::try_parse_from(["idauth-exporter", "history", "fill", "--days=0"]).is_err());
     }
 
     #[test]

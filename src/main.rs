@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use idauth_exporter::cli::{Cli, Command, ConfigCommand, SimulateArgs};
+use idauth_exporter::cli::{Cli, Command, ConfigCommand, HistoryCommand, SimulateArgs};
 use idauth_exporter::model::Target;
 use idauth_exporter::{app, check, config, demo, discovery, simulator, telemetry};
 use tokio_util::sync::CancellationToken;
@@ -41,6 +41,13 @@ fn main() -> ExitCode {
                 }
             },
             Some(Command::Config { action: ConfigCommand::Check }) => config_check(&cli).await,
+            Some(Command::History { ref action }) => match history(&cli, action) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
             Some(Command::Simulate(ref args)) => match simulate(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -154,6 +161,35 @@ async fn config_check(cli: &Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `history fill` and `history export`, on a store no exporter holds.
+fn history(cli: &Cli, action: &HistoryCommand) -> anyhow::Result<()> {
+    use idauth_exporter::history::History;
+    let history = History::open_for_command(&cli.storage_path, cli.storage_retention)?;
+    let now = chrono::Utc::now();
+    match action {
+        HistoryCommand::Fill { days } => {
+            let loaded = config::load(&cli.config_file)?;
+            let targets = &loaded.config.targets;
+            let span = chrono::TimeDelta::days(i64::from(*days));
+            let written = history.fill(targets, span, now)?;
+            eprintln!(
+                "wrote {written} points: {} pairs, {days} days of 10-minute polls, into {}",
+                targets.len(),
+                cli.storage_path.join(idauth_exporter::history::FILE_NAME).display()
+            );
+        }
+        HistoryCommand::Export { from, to, format } => {
+            let from = from.unwrap_or(now - history.retention());
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let n = history.export(from, to.unwrap_or(now), (*format).into(), &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            eprintln!("exported {n} points");
+        }
+    }
+    Ok(())
 }
 
 async fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {

@@ -337,3 +337,72 @@ fn a_month_replays_into_the_same_views_holding_only_a_day_of_points() {
     // The month of points is there for the history API, older ones from disk.
     assert_eq!(api::points(&store, &history, &pairs[0], start, now).len(), 30 * 144);
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_idauth-exporter");
+
+/// `history fill` writes a month for the configured pairs; `history export` writes it out;
+/// while an exporter holds the store, the command says so and where to ask instead, and
+/// the exporter serves the very same text at /api/v1/history?format=csv.
+#[tokio::test]
+async fn fill_and_export_commands_and_the_same_export_from_a_running_exporter() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "smile_id:\n  partner_id: \"085\"\n  api_key_env: IDAUTH_TEST_KEY\ntargets:\n  - country: NG\n    id_types: [BVN, NIN_V2]\n",
+    )
+    .unwrap();
+    let storage = dir.path().join("store");
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--storage.path")
+            .arg(&storage)
+            .env("IDAUTH_TEST_KEY", "not-a-real-key")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (ok, _, err) = run(&["history", "fill", "--days", "3", "--config.file", config.to_str().unwrap()]);
+    assert!(ok && err.contains("wrote 864 points: 2 pairs, 3 days"), "{err}");
+    let (from, to) = ("2026-01-01T00:00:00Z", "2099-01-01T00:00:00Z");
+    let (ok, csv, err) = run(&["history", "export", "--from", from, "--to", to]);
+    assert!(ok && err.contains("exported 864 points"), "{err}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "country,id_type,time,ok,state,rate_10m,rate_1h,last_checked");
+    assert_eq!(lines.len(), 865);
+    assert!(lines[1].starts_with("NG,BVN,") && lines[864].starts_with("NG,NIN_V2,"), "pair by pair");
+    let (ok, json, _) = run(&["history", "export", "--format", "json", "--from", "1d"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        ok && (280..=290).contains(&json.as_array().unwrap().len()),
+        "a day of two pairs: {}",
+        json.as_array().unwrap().len()
+    );
+
+    // An exporter holds the store now.
+    let history = Arc::new(History::open(&storage, 30 * DAY, HistoryMetrics::default()));
+    let (ok, _, err) = run(&["history", "export"]);
+    assert!(!ok, "{err}");
+    assert!(err.contains("in use") && err.contains("/api/v1/history?format=csv"), "{err}");
+    let pairs = [target("NG", "BVN"), target("NG", "NIN_V2")];
+    let store = Arc::new(store(&pairs, &history, Utc::now()));
+    let clock: Arc<dyn idauth_exporter::model::Clock> = Arc::new(idauth_exporter::model::SystemClock);
+    let metrics = Arc::new(idauth_exporter::metrics::Metrics::new("test", Utc::now()));
+    let site = idauth_exporter::web::Site::new(store, metrics, clock, Arc::new(|| Box::pin(async { Ok(()) })));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(idauth_exporter::web::http::serve(listener, idauth_exporter::web::handler(site), stop.clone()));
+    idauth_exporter::tls::install_crypto_provider();
+    let resp = reqwest::get(format!("http://{addr}/api/v1/history?format=csv&from={from}&to={to}")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8; header=present");
+    assert_eq!(resp.text().await.unwrap(), csv, "the API serves what the command writes");
+    // One pair's month, and its summary, from the same store.
+    let one = reqwest::get(format!("http://{addr}/api/v1/history?country=NG&id_type=BVN&range=30d")).await.unwrap();
+    let one: serde_json::Value = one.json().await.unwrap();
+    assert_eq!(one["points"].as_array().unwrap().len(), 432);
+    assert!(one["uptime"]["7d"]["ratio"].as_f64().unwrap() > 0.5);
+    stop.cancel();
+}

@@ -134,30 +134,34 @@ impl Disk {
     /// Moves the points of the first layout (time first) into the current one, in one
     /// transaction: an upgrade interrupted half-way leaves the old table whole.
     fn migrate(&self) -> Result<(), HistoryError> {
-        let tx = self.db.begin_write().map_err(redb::Error::from)?;
-        let moved = match tx.open_table(POINTS_V1) {
-            Ok(old) => {
-                let mut new = tx.open_table(POINTS).map_err(redb::Error::from)?;
-                let mut moved = 0usize;
-                for row in old.iter().map_err(redb::Error::from)? {
-                    let (k, v) = row.map_err(redb::Error::from)?;
-                    if let Some((at, t)) = parse_v1_key(k.value()) {
-                        new.insert(key(&t, at).as_slice(), v.value()).map_err(redb::Error::from)?;
-                        moved += 1;
-                    }
-                }
-                moved
-            }
-            Err(TableError::TableDoesNotExist(_)) => 0,
+        // A write transaction's open_table would create the old table: look first.
+        let has_v1 = match self.db.begin_read().map_err(redb::Error::from)?.open_table(POINTS_V1) {
+            Ok(_) => true,
+            Err(TableError::TableDoesNotExist(_)) => false,
             Err(e) => return Err(redb::Error::from(e).into()),
         };
+        let tx = self.db.begin_write().map_err(redb::Error::from)?;
         // Creating the table at once proves the file writable.
         tx.open_table(POINTS).map_err(redb::Error::from)?;
-        let had_v1 = tx.delete_table(POINTS_V1).map_err(redb::Error::from)?;
-        tx.commit().map_err(redb::Error::from)?;
-        if had_v1 {
-            tracing::info!(points = moved, "history: the store was moved to the per-pair layout");
+        if !has_v1 {
+            tx.commit().map_err(redb::Error::from)?;
+            return Ok(());
         }
+        let mut moved = 0usize;
+        {
+            let old = tx.open_table(POINTS_V1).map_err(redb::Error::from)?;
+            let mut new = tx.open_table(POINTS).map_err(redb::Error::from)?;
+            for row in old.iter().map_err(redb::Error::from)? {
+                let (k, v) = row.map_err(redb::Error::from)?;
+                if let Some((at, t)) = parse_v1_key(k.value()) {
+                    new.insert(key(&t, at).as_slice(), v.value()).map_err(redb::Error::from)?;
+                    moved += 1;
+                }
+            }
+        }
+        tx.delete_table(POINTS_V1).map_err(redb::Error::from)?;
+        tx.commit().map_err(redb::Error::from)?;
+        tracing::info!(points = moved, "history: the store was moved to the per-pair layout");
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 
 mod disk;
 pub mod export;
+pub mod synthetic;
 pub mod timeline;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -430,6 +431,55 @@ impl History {
     /// Whether results reach the database.
     pub fn is_persisting(&self) -> bool {
         self.metrics.persisting()
+    }
+
+    /// Writes [`synthetic`] points for `targets` over the `span` before `now` (the
+    /// `history fill` command); returns how many.
+    pub fn fill(&self, targets: &[Target], span: TimeDelta, now: DateTime<Utc>) -> Result<usize, HistoryError> {
+        let mut batch = Vec::with_capacity(50_000);
+        let mut written = 0;
+        for t in targets {
+            for p in synthetic::points(t, now - span, now) {
+                batch.push((t.clone(), p));
+                if batch.len() == batch.capacity() {
+                    self.write_now(&batch)?;
+                    written += batch.len();
+                    batch.clear();
+                }
+            }
+        }
+        self.write_now(&batch)?;
+        Ok(written + batch.len())
+    }
+
+    /// Writes every point from `from` to `to` as `format` to `out`, pair by pair, each in
+    /// time order (the `history export` command); returns how many.
+    pub fn export(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        format: export::Format,
+        out: &mut dyn std::io::Write,
+    ) -> Result<usize, HistoryError> {
+        let mut writer = export::Writer::new(format);
+        let mut text = String::new();
+        writer.start(&mut text);
+        let mut failed: Option<std::io::Error> = None;
+        self.for_each(from, to, |t, p| {
+            if failed.is_some() {
+                return;
+            }
+            writer.point(&mut text, t, &p);
+            if text.len() >= 64 * 1024 {
+                failed = out.write_all(text.as_bytes()).err();
+                text.clear();
+            }
+        })?;
+        writer.finish(&mut text);
+        match failed {
+            Some(e) => Err(redb::Error::Io(e).into()),
+            None => out.write_all(text.as_bytes()).map_err(|e| redb::Error::Io(e).into()).map(|()| writer.rows()),
+        }
     }
 
     /// Whether points older than what the store's timelines hold can be read back.
