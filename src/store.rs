@@ -261,6 +261,8 @@ impl Store {
                 }
             });
         }
+        // The replay's buffers go back to the system rather than staying with the allocator.
+        crate::allocator::release_free_memory();
         let _ = self.history.set(history);
     }
 
