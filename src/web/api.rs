@@ -7,15 +7,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::http::Chunks;
+use super::pages::UPTIME_RANGES;
 use crate::history::export::{Format, Writer};
 use crate::history::timeline;
 use crate::history::{History, Point, parse_range};
 use crate::model::{DomainError, Target, timestamp};
 use crate::store::{CycleRecord, PairNow, Store};
-
-/// The uptime ranges shown and served.
-pub const UPTIME_RANGES: [(&str, TimeDelta); 3] =
-    [("24h", TimeDelta::hours(24)), ("7d", TimeDelta::days(7)), ("30d", TimeDelta::days(30))];
 
 /// `/api/v1/status`: every pair with its shown state, since, freshness and last poll.
 pub fn status_json(pairs: &[PairNow], last_cycle: Option<&CycleRecord>, ready: bool, max_age: Duration) -> String {

@@ -22,21 +22,10 @@ use hyper::header::{CACHE_CONTROL, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use self::http::{Body, Handler, compressible, not_allowed, text};
+use self::pages::{CELLS, CONTENT_SECURITY_POLICY, ICON, SCRIPT, STYLE};
 use crate::metrics::{self, Exposition, Metrics};
 use crate::model::Clock;
 use crate::store::Store;
-
-/// The page's script: refreshes the status part in place.
-pub const SCRIPT: &str = include_str!("status.js");
-/// The page's style.
-pub const STYLE: &str = include_str!("status.css");
-/// The page's icon (a status dot), so that browsers do not ask for a missing favicon.ico.
-pub const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><circle cx=\"8\" cy=\"8\" r=\"7\" fill=\"#1a7f37\"/></svg>";
-/// Nothing but same-origin script, style and fetches; no inline code, no framing.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-/// Cells in the bar: 24 hours of 10 minutes.
-pub const CELLS: usize = 144;
 
 /// Reloads the configuration; the daemon provides it.
 pub type Reloader = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
@@ -100,7 +89,7 @@ impl Site {
     pub fn status_fragment(&self) -> Option<String> {
         self.store.history()?;
         let now = self.clock.now();
-        let ranges: Vec<_> = api::UPTIME_RANGES.iter().map(|(_, r)| *r).collect();
+        let ranges: Vec<_> = pages::UPTIME_RANGES.iter().map(|(_, r)| *r).collect();
         let mut pairs = self.store.histories(now, CELLS, &ranges);
         pages::worst_first(&mut pairs);
         Some(pages::status_fragment(&pairs, now))

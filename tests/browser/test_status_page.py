@@ -100,10 +100,15 @@ def browser():
 def pairs(driver):
     """Every authority as shown, read in one go (the script replaces the list in place)."""
     return driver.execute_script(
-        """return Array.from(document.querySelectorAll('li.pair')).map(li => ({
+        """const cells = (li, sel) => Array.from(li.querySelectorAll(sel)).reduce((n, c) => {
+            // A stretch of n cells in one state is one element with class nN (n1 without).
+            const w = Array.from(c.classList).find(k => /^n\\d+$/.test(k));
+            return n + (w ? Number(w.slice(1)) : 1);
+        }, 0);
+        return Array.from(document.querySelectorAll('li.pair')).map(li => ({
             country: li.dataset.country, idType: li.dataset.idType, state: li.dataset.state,
-            cells: li.querySelectorAll('.bar .cell').length,
-            online: li.querySelectorAll('.bar .cell.s-online').length,
+            cells: cells(li, '.bar .cell'),
+            online: cells(li, '.bar .cell.s-online'),
             title: (li.querySelector('.bar .cell') || {}).title,
             head: li.querySelector('.head').innerText}))"""
     )
