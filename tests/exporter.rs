@@ -353,6 +353,8 @@ async fn dribbling_server() -> String {
             if sock.write_all(&[b]).await.is_err() {
                 return;
             }
+            // The provider's pace, not a wait of the test's: the exporter's 1 s timeout
+            // (a real socket's, on real time) cuts it long before the body is done.
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
@@ -434,30 +436,37 @@ async fn a_dead_provider_is_a_connect_failure() {
 
 #[tokio::test]
 async fn stale_data_turns_unknown_and_its_rates_disappear() {
+    use idauth_exporter::model::ManualClock;
     let fake = FakeV2::new(&[("NG", "BVN", status_body("offline", "10%", "30%", CHECKED))]);
     let server = v2_server(fake.clone()).await;
-    // Data stale after 2 seconds (a schedule of at most 1 s allows that); the cycles are run
-    // here by hand, not by the clock, so a loaded machine cannot skip or bunch them.
-    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 0\n  max_data_age: 2s\n")
-        .replace(NEVER, "*/1 * * * * *")
-        .replace("timeout: 2s", "timeout: 1s");
-    let ex = start(&yaml).await;
+    // The exporter tells time by a clock that moves only when the test moves it: the data
+    // ages by exactly as much as the test says, however busy the machine. (Data is stale
+    // after 2 h, which an hourly schedule allows; the cycles are run here by hand.)
+    let t0: chrono::DateTime<chrono::Utc> = "2026-11-26T10:00:00Z".parse().unwrap();
+    let clock = std::sync::Arc::new(ManualClock::new(t0));
+    let yaml = config_yaml(&server.uri(), "v2", &[("NG", &["BVN"])], "  retries: 0\n  max_data_age: 2h\n")
+        .replace(NEVER, "0 0 * * * *");
+    let ex = start_with_clock(&yaml, clock.clone()).await;
     ex.ready().await;
     let m = ex.metrics().await;
     assert_eq!(m.state("NG", "BVN"), "offline");
     assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), Some(0.1));
     let last_success = m.pair("idauth_last_poll_success_timestamp_seconds", "NG", "BVN", "").unwrap();
+    assert_eq!(last_success, t0.timestamp() as f64, "polled at the exporter's clock's time");
     let offline_since = m.pair("idauth_state_since_timestamp_seconds", "NG", "BVN", "").unwrap();
 
     // The provider starts failing: what we knew stays shown until it is too old.
     server.reset().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(502)).mount(&server).await;
+    clock.advance(Duration::from_secs(60));
     ex.app.run_cycle(false).await;
     let m = ex.metrics().await;
     assert_eq!(m.state("NG", "BVN"), "offline", "never shown as anything but what was known");
     assert!(m.failures("NG", "BVN", "http_5xx") >= 1.0);
-    // Wait out max_data_age with a wide margin: staleness is read at scrape time.
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    // Exactly max_data_age old: still current. Staleness is read at scrape time.
+    clock.set(t0 + chrono::TimeDelta::hours(2));
+    assert_eq!(ex.metrics().await.state("NG", "BVN"), "offline", "at max_data_age the data is still current");
+    clock.advance(Duration::from_secs(1));
     let m = ex.metrics().await;
     assert_eq!(m.state("NG", "BVN"), "unknown", "stale after max_data_age");
     assert_eq!(m.pair("idauth_success_rate_10m", "NG", "BVN", ""), None);
@@ -466,9 +475,10 @@ async fn stale_data_turns_unknown_and_its_rates_disappear() {
     assert_eq!(m.pair("idauth_last_poll_success_timestamp_seconds", "NG", "BVN", ""), Some(last_success));
     assert_eq!(m.pair("idauth_last_checked_timestamp_seconds", "NG", "BVN", ""), Some(CHECKED_UNIX));
     assert_eq!(m.pair("idauth_poll_success", "NG", "BVN", ""), Some(0.0));
-    // The state changed, so its since-when moved on.
+    // The state changed, so its since-when moved on: to when the data went stale.
     let unknown_since = m.pair("idauth_state_since_timestamp_seconds", "NG", "BVN", "").unwrap();
-    assert!(unknown_since >= offline_since + 2.0, "{offline_since} -> {unknown_since}");
+    assert_eq!(unknown_since, (t0 + chrono::TimeDelta::hours(2)).timestamp() as f64, "offline since {offline_since}");
+    assert!(unknown_since > offline_since);
     ex.stop().await;
 }
 
@@ -485,6 +495,8 @@ async fn resetting_server(resets: usize) -> (String, std::sync::Arc<std::sync::a
             let _ = sock.write_all(head.as_bytes()).await;
             let _ = sock.write_all(&body.as_bytes()[..body.len() / 2]).await;
             let _ = sock.flush().await;
+            // Lets the half body leave before the reset (a linger-0 close drops unsent data);
+            // should it not, the reset comes before the body and is a connect failure all the same.
             tokio::time::sleep(Duration::from_millis(50)).await;
             sock.set_zero_linger().unwrap();
             drop(sock);
@@ -656,17 +668,13 @@ async fn a_reload_that_changes_the_schedule_reschedules() {
     ex.app.reload().await.unwrap();
     let next = ex.app.next_tick().await.expect("scheduled");
     assert!(next - chrono::Utc::now() <= chrono::TimeDelta::seconds(2), "{next}");
-    // And it fires: more polls come (a wide margin; one every 2 s).
+    // And it fires: more polls come (one every 2 s). The scheduler runs on the wall clock,
+    // not the exporter's injected one, so this waits for a real tick, on the condition.
     let before = server.received_requests().await.unwrap().len();
-    let mut more = false;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if server.received_requests().await.unwrap().len() > before {
-            more = true;
-            break;
-        }
-    }
-    assert!(more, "the new schedule never fired");
+    eventually("the new schedule to fire", PATIENCE, || async {
+        (server.received_requests().await.unwrap().len() > before).then_some(())
+    })
+    .await;
     ex.stop().await;
 }
 
@@ -707,28 +715,16 @@ async fn sighup_reloads_the_configuration() {
         let r = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.ok()?;
         Some(Metrics::parse(&r.text().await.ok()?))
     };
-    let wait_for = |what: &'static str, f: Box<dyn Fn(&Metrics) -> bool>| {
-        let metrics = &metrics;
-        async move {
-            for _ in 0..200 {
-                if let Some(m) = metrics().await
-                    && f(&m)
-                {
-                    return m;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            panic!("never: {what}");
-        }
+    // A real process: wait on what its /metrics says, as long as a loaded machine needs.
+    let wait_for = async |what: &str, f: fn(&Metrics) -> bool| {
+        eventually(what, PATIENCE, || async { metrics().await.filter(f) }).await
     };
-    wait_for("first poll", Box::new(|m| m.pair("idauth_poll_success", "NG", "BVN", "") == Some(1.0))).await;
+    wait_for("first poll", |m| m.pair("idauth_poll_success", "NG", "BVN", "") == Some(1.0)).await;
     std::fs::write(&path, config_yaml(&server.uri(), "v2", &[("NG", &["BVN"]), ("KE", &["NATIONAL_ID"])], "")).unwrap();
     let pid = child.0.id().to_string();
     assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
-    let m =
-        wait_for("reload", Box::new(|m| m.get("idauth_config_reloads_total{result=\"success\"}") == Some(1.0))).await;
+    let m = wait_for("reload", |m| m.get("idauth_config_reloads_total{result=\"success\"}") == Some(1.0)).await;
     assert_eq!(m.get("idauth_targets"), Some(2.0));
-    wait_for("new pair polled", Box::new(|m| m.pair("idauth_poll_success", "KE", "NATIONAL_ID", "") == Some(1.0)))
-        .await;
+    wait_for("new pair polled", |m| m.pair("idauth_poll_success", "KE", "NATIONAL_ID", "") == Some(1.0)).await;
     drop(child);
 }

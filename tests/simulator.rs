@@ -105,7 +105,8 @@ async fn exporter_against_the_simulator(api: &str) {
         ("ZA", &["NATIONAL_ID"]),
         ("ZM", &["TPIN"]),
     ];
-    let ex = start(&config_yaml(&s.url, api, pairs, "  retries: 0\n")).await;
+    // The exporter and the simulator tell time by the same clock, moved by the test.
+    let ex = start_with_clock(&config_yaml(&s.url, api, pairs, "  retries: 0\n"), s.clock.clone()).await;
     ex.ready().await;
     let (bvn, ke) = (t("NG", "BVN"), t("KE", "NATIONAL_ID"));
 
@@ -170,10 +171,14 @@ async fn the_demo_serves_every_documented_pair_and_they_change() {
             &http.get(format!("http://{}/metrics", demo.exporter)).send().await.unwrap().text().await.unwrap(),
         )
     };
+    // The demo runs on the wall clock (demo::start takes no clock), at 60 simulated seconds
+    // a second: GH GHANA_CARD and KE KRA_PIN change every 10 to 20 s of real time. Wait on
+    // the change itself, up to 35 s.
     let mut first = None;
     let mut changed = false;
-    for _ in 0..70 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let began = std::time::Instant::now();
+    while began.elapsed() < Duration::from_secs(35) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let m = metrics(http.clone()).await;
         // The demo discovers its pairs: wait until the catalogue's are all watched and polled.
         let builtin = Scenario::builtin().targets();
@@ -399,16 +404,9 @@ fn discovery_yaml(url: &str, api: &str, discovery: &str, tail: &str) -> String {
     )
 }
 
-/// Waits (up to 5 s) until `ok` holds of the exporter's metrics.
+/// Waits until `ok` holds of the exporter's metrics (polls and reads in the background).
 async fn until(ex: &Exporter, what: &str, ok: impl Fn(&Metrics) -> bool) -> Metrics {
-    for _ in 0..100 {
-        let m = ex.metrics().await;
-        if ok(&m) {
-            return m;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not within 5 s\n{}", ex.metrics().await.text);
+    eventually(what, PATIENCE, || async { Some(ex.metrics().await).filter(&ok) }).await
 }
 
 fn watched(ex: &Exporter) -> Vec<String> {
@@ -427,7 +425,7 @@ fn polls(m: &Metrics, t: &Target) -> f64 {
 /// flavours (v3 asks its per-country endpoint for the documented countries).
 async fn discovery_alone_watches_every_simulated_pair(api: &str) {
     let s = simulator(SCENARIO).await;
-    let ex = start(&discovery_yaml(&s.url, api, "", "")).await;
+    let ex = start_with_clock(&discovery_yaml(&s.url, api, "", ""), s.clock.clone()).await;
     let all = s.sim.scenario().targets();
     let m = until(&ex, "every pair polled", |m| all.iter().all(|t| polls(m, t) >= 1.0)).await;
     assert_eq!(m.get("idauth_targets"), Some(all.len() as f64));
@@ -456,7 +454,7 @@ async fn countries_and_exclude_filter_and_explicit_targets_stay() {
     let s = simulator(SCENARIO).await;
     let filters = "  countries: [NG, KE]\n  exclude:\n    - country: NG\n      id_types: [NIN_V2]\n";
     let targets = "targets:\n  - country: ZM\n    id_types: [TPIN]\n  - country: GH\n    id_types: [PASSPORT]\n";
-    let ex = start(&discovery_yaml(&s.url, "v2", filters, targets)).await;
+    let ex = start_with_clock(&discovery_yaml(&s.url, "v2", filters, targets), s.clock.clone()).await;
     until(&ex, "the catalogue read", |m| m.get("idauth_discovery_targets") == Some(2.0)).await;
     assert_eq!(watched(&ex), ["GH/PASSPORT", "KE/NATIONAL_ID", "NG/BVN", "ZM/TPIN"]);
     let m = ex.metrics().await;
@@ -487,7 +485,7 @@ pairs:
 #[tokio::test]
 async fn an_added_pair_is_polled_after_one_read_and_a_removed_one_goes_after_two() {
     let s = simulator(CHANGING).await;
-    let ex = start(&discovery_yaml(&s.url, "v2", "", "")).await;
+    let ex = start_with_clock(&discovery_yaml(&s.url, "v2", "", ""), s.clock.clone()).await;
     until(&ex, "the start-up read", |m| m.get("idauth_discovery_targets") == Some(2.0)).await;
     assert_eq!(watched(&ex), ["GH/GHANA_CARD", "NG/BVN"]);
 
@@ -513,7 +511,7 @@ async fn an_added_pair_is_polled_after_one_read_and_a_removed_one_goes_after_two
 #[tokio::test]
 async fn reload_re_reads_the_catalogue() {
     let s = simulator(CHANGING).await;
-    let ex = start(&discovery_yaml(&s.url, "v2", "", "")).await;
+    let ex = start_with_clock(&discovery_yaml(&s.url, "v2", "", ""), s.clock.clone()).await;
     until(&ex, "the start-up read", |m| m.get("idauth_discovery_targets") == Some(2.0)).await;
     s.clock.set(hour() + chrono::TimeDelta::minutes(31));
     let excluded = discovery_yaml(&s.url, "v2", "  exclude:\n    - country: NG\n", "");
@@ -665,9 +663,12 @@ async fn the_demo_serves_every_rate_exactly_as_the_provider_wrote_it() {
         async move { http.get(format!("http://{}{path}", demo.exporter)).send().await.unwrap().text().await.unwrap() }
     };
     let sim_url = format!("http://{}", demo.simulator);
+    // Until every pair has data and one consistent set of reads (the demo runs on the wall
+    // clock and moves on every 10 s), up to 30 s.
     let mut checked = 0;
-    'attempt: for _ in 0..60 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let began = std::time::Instant::now();
+    'attempt: while began.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let before: Value = serde_json::from_str(&get("/api/v1/status").await).unwrap();
         let targets = before["targets"].as_array().unwrap().clone();
         if targets.is_empty() || targets.iter().any(|t| t["observation"].is_null()) {

@@ -56,13 +56,11 @@ async fn tls_and_basic_auth_guard_every_endpoint() {
         let wrong = client.get(https(path)).basic_auth("prometheus", Some("hunter3")).send().await.unwrap();
         assert_eq!(wrong.status(), 401, "{path}");
     }
-    for _ in 0..100 {
+    eventually("the exporter to become ready", PATIENCE, || async {
         let r = client.get(https("/-/ready")).basic_auth("prometheus", Some("hunter2")).send().await.unwrap();
-        if r.status() == 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        (r.status() == 200).then_some(())
+    })
+    .await;
     let resp = client.get(https("/metrics")).basic_auth("prometheus", Some("hunter2")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
@@ -245,8 +243,13 @@ async fn a_flood_of_guesses_stalls_neither_scrapes_nor_the_async_workers() {
             }
         }));
     }
+    // The flood is under way once guesses are being refused.
+    eventually("the first guesses to be refused", PATIENCE, || async {
+        (denied.load(Ordering::Relaxed) > 0).then_some(())
+    })
+    .await;
     // What the poller and every scrape need: async workers free to run. A task that
-    // sleeps 20 ms at a time notes how late it wakes.
+    // sleeps 20 ms at a time notes how late it wakes (the sleep is the probe, not a wait).
     let ticker = tokio::spawn(async {
         let mut late = Vec::new();
         for _ in 0..100 {
@@ -256,7 +259,6 @@ async fn a_flood_of_guesses_stalls_neither_scrapes_nor_the_async_workers() {
         }
         late
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut flooded = Vec::new();
     for _ in 0..9 {
         flooded.push(scrape().await);

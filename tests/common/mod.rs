@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use idauth_exporter::app::App;
 use idauth_exporter::config;
+use idauth_exporter::model::{Clock, SystemClock};
 use idauth_exporter::secret::Secret;
 use idauth_exporter::signature;
 use serde_json::{Value, json};
@@ -112,15 +113,25 @@ pub async fn start(yaml: &str) -> Exporter {
     start_with_web(yaml, None).await
 }
 
+/// [`start`], with every time the exporter tells (polls, staleness, pages, metrics,
+/// discovery) read from `clock`: a `ManualClock` lets a test move time instead of waiting.
+pub async fn start_with_clock(yaml: &str, clock: Arc<dyn Clock>) -> Exporter {
+    launch(yaml, None, clock).await
+}
+
 /// [`start`], with a `--web.config.file` of `web` text written beside the configuration
 /// (as `web.yml`, with the test TLS files of tests/fixtures/tls copied beside it).
 pub async fn start_with_web(yaml: &str, web: Option<&str>) -> Exporter {
+    launch(yaml, web, Arc::new(SystemClock)).await
+}
+
+async fn launch(yaml: &str, web: Option<&str>, clock: Arc<dyn Clock>) -> Exporter {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api_key"), format!("{KEY}\n")).unwrap();
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, yaml).unwrap();
     let loaded = config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
-    let app = App::new(Some(&config_path), loaded).unwrap();
+    let app = App::with_clock(Some(&config_path), loaded, clock).unwrap();
     if let Some(web) = web {
         for f in ["ca.pem", "server.pem", "server.key", "client.pem", "client.key", "expired.pem", "expired.key"] {
             std::fs::copy(format!("{}/tests/fixtures/tls/{f}", env!("CARGO_MANIFEST_DIR")), dir.path().join(f))
@@ -162,13 +173,10 @@ impl Exporter {
 
     /// Waits until the first cycle has finished.
     pub async fn ready(&self) {
-        for _ in 0..200 {
-            if self.get("/-/ready").await.status() == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the exporter never became ready");
+        eventually("the exporter to become ready", PATIENCE, || async {
+            (self.get("/-/ready").await.status() == 200).then_some(())
+        })
+        .await
     }
 
     pub async fn metrics(&self) -> Metrics {
@@ -178,6 +186,44 @@ impl Exporter {
     pub async fn stop(self) {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(5), self.handle).await.expect("stops in time").unwrap();
+    }
+}
+
+/// How long a test waits for something that should take a moment: long enough for a
+/// loaded machine, and only reached when the test is failing anyway.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Checks `check` every 20 ms until it gives a value, and returns it; panics naming `what`
+/// once `deadline` of real (wall-clock, not tokio) time has passed without one, so a
+/// loaded machine only makes the wait longer, never the test wrong.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let began = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if began.elapsed() > deadline {
+            panic!("waited {:?} for {what}; it never happened", began.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`eventually`] for code that cannot await (a blocking thread).
+pub fn eventually_blocking<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let began = std::time::Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if began.elapsed() > deadline {
+            panic!("waited {:?} for {what}; it never happened", began.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
