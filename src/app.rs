@@ -398,7 +398,7 @@ impl App {
             .boxed()
         });
         let schedule = self.config().poll.schedule;
-        let scheduler = Scheduler::start(&schedule, task).await?;
+        let scheduler = Scheduler::start(&schedule, task, self.clock.clone()).await?;
         *self.scheduler.lock().await = Some(scheduler);
 
         #[cfg(unix)]

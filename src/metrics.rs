@@ -137,7 +137,7 @@ const PAIR_FAMILIES: [Family; 10] = [
     },
     Family {
         name: "idauth_state_since_timestamp_seconds",
-        help: "When the pair's current state (idauth_state) began: the provider's last_checked of the first check of this run of the state (the poll time where the provider gave none), the same on every replica and across restarts; for unknown, when the data went stale. In Unix seconds.",
+        help: "When the pair's current state (idauth_state) began: the provider's last_checked of the first check of this run of the state (the poll time where the provider gave none), the same on every replica that saw the run begin and across restarts; for unknown, when the data went stale. In Unix seconds.",
         series: Series::StateSince,
     },
     Family {
@@ -580,7 +580,7 @@ idauth_polls_total{{country=\"GH\",id_type=\"GHANA_CARD\"}} 0
 # HELP idauth_state State of the ID authority (online, interruption, offline, unknown); exactly one state is 1 per pair. Unknown when no fresh data. Cached from the background poll of Smile ID's id_status endpoint.
 # TYPE idauth_state gauge
 {}{}{}\
-# HELP idauth_state_since_timestamp_seconds When the pair's current state (idauth_state) began: the provider's last_checked of the first check of this run of the state (the poll time where the provider gave none), the same on every replica and across restarts; for unknown, when the data went stale. In Unix seconds.
+# HELP idauth_state_since_timestamp_seconds When the pair's current state (idauth_state) began: the provider's last_checked of the first check of this run of the state (the poll time where the provider gave none), the same on every replica that saw the run begin and across restarts; for unknown, when the data went stale. In Unix seconds.
 # TYPE idauth_state_since_timestamp_seconds gauge
 idauth_state_since_timestamp_seconds{{country=\"NG\",id_type=\"BVN\"}} 1767225570.5
 idauth_state_since_timestamp_seconds{{country=\"KE\",id_type=\"NATIONAL_ID\"}} 1767220800

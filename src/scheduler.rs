@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use tokio::task::JoinHandle;
 
 use crate::config::Schedule;
+use crate::model::Clock;
 
 /// What a scheduler tick runs.
 pub type Task = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
@@ -20,6 +21,7 @@ pub type Task = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 pub struct Scheduler {
     schedule: Schedule,
     task: Task,
+    clock: Arc<dyn Clock>,
     runner: JoinHandle<()>,
 }
 
@@ -33,10 +35,11 @@ pub struct SchedulerError(String);
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
 impl Scheduler {
-    /// Starts running `task` on `schedule`; the task itself keeps cycles from overlapping.
-    pub async fn start(schedule: &Schedule, task: Task) -> Result<Scheduler, SchedulerError> {
-        let runner = spawn_runner(schedule, task.clone())?;
-        Ok(Scheduler { schedule: schedule.clone(), task, runner })
+    /// Starts running `task` on `schedule`, telling the time by `clock`; the task itself
+    /// keeps cycles from overlapping.
+    pub async fn start(schedule: &Schedule, task: Task, clock: Arc<dyn Clock>) -> Result<Scheduler, SchedulerError> {
+        let runner = spawn_runner(schedule, task.clone(), clock.clone())?;
+        Ok(Scheduler { schedule: schedule.clone(), task, clock, runner })
     }
 
     /// Moves the job to a new schedule, when it differs.
@@ -44,7 +47,7 @@ impl Scheduler {
         if schedule.as_str() == self.schedule.as_str() {
             return Ok(());
         }
-        let runner = spawn_runner(schedule, self.task.clone())?;
+        let runner = spawn_runner(schedule, self.task.clone(), self.clock.clone())?;
         std::mem::replace(&mut self.runner, runner).abort();
         self.schedule = schedule.clone();
         Ok(())
@@ -52,7 +55,7 @@ impl Scheduler {
 
     /// The next time the job runs.
     pub async fn next_tick(&mut self) -> Option<DateTime<Utc>> {
-        self.schedule.next_after(Utc::now())
+        self.schedule.next_after(self.clock.now())
     }
 
     /// Stops the scheduler; a cycle already started runs on.
@@ -67,12 +70,12 @@ impl Drop for Scheduler {
     }
 }
 
-fn spawn_runner(schedule: &Schedule, task: Task) -> Result<JoinHandle<()>, SchedulerError> {
+fn spawn_runner(schedule: &Schedule, task: Task, clock: Arc<dyn Clock>) -> Result<JoinHandle<()>, SchedulerError> {
     let schedule = schedule.clone();
-    let mut next = schedule.next_after(Utc::now()).ok_or_else(|| SchedulerError(schedule.as_str().to_owned()))?;
+    let mut next = schedule.next_after(clock.now()).ok_or_else(|| SchedulerError(schedule.as_str().to_owned()))?;
     Ok(tokio::spawn(async move {
         loop {
-            let now = Utc::now();
+            let now = clock.now();
             if now < next {
                 tokio::time::sleep((next - now).to_std().unwrap_or_default().min(MAX_SLEEP)).await;
                 continue;
@@ -85,4 +88,43 @@ fn spawn_runner(schedule: &Schedule, task: Task) -> Result<JoinHandle<()>, Sched
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::FutureExt;
+
+    use super::*;
+    use crate::model::TokioClock;
+
+    /// Ticks follow the injected clock: paused tokio time, advanced by the test, runs the
+    /// job on each 10-second boundary and, after a reschedule, on the new one only.
+    #[tokio::test(start_paused = true)]
+    async fn runs_on_the_schedule_of_the_clock_it_is_given() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counter = runs.clone();
+        let task: Task = Arc::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {}.boxed()
+        });
+        let clock = Arc::new(TokioClock::new());
+        let every_10s = Schedule::parse("*/10 * * * * *").unwrap();
+        let t0 = clock.now();
+        let mut s = Scheduler::start(&every_10s, task, clock.clone()).await.unwrap();
+        let first = s.next_tick().await.unwrap() - t0;
+        assert!(first > chrono::TimeDelta::zero() && first <= chrono::TimeDelta::seconds(10), "{first}");
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        // Ticks at first, +10, +20, and +30 when that is within the 35 s.
+        let expected = 3 + usize::from(first <= chrono::TimeDelta::seconds(5));
+        assert_eq!(runs.load(Ordering::SeqCst), expected, "first tick after {first}");
+        let before = runs.load(Ordering::SeqCst);
+        s.reschedule(&Schedule::parse("0 0 * * * *").unwrap()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        let hourly = s.next_tick().await.unwrap();
+        let ran = runs.load(Ordering::SeqCst) - before;
+        assert_eq!(ran, usize::from(hourly - clock.now() > chrono::TimeDelta::minutes(59)), "the old schedule stopped");
+        s.shutdown().await;
+    }
 }

@@ -260,6 +260,7 @@ impl Store {
                     pair.replay(&p, valid);
                 }
             });
+            inner.pairs.values_mut().for_each(|p| p.timeline.shrink_to_fit());
         }
         // The replay's buffers go back to the system rather than staying with the allocator.
         crate::allocator::release_free_memory();

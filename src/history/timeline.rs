@@ -251,12 +251,16 @@ pub struct Timeline {
 impl Timeline {
     /// Takes the next poll result (in time order); a failed poll changes no run.
     pub fn observe(&mut self, p: &Point, valid: TimeDelta) {
-        super::push_sorted(&mut self.recent, Packed::new(p));
-        if let Some(newest) = self.recent.back().map(|n| n.time) {
-            let cutoff = newest.saturating_sub(RECENT.num_nanoseconds().unwrap_or(i64::MAX));
-            while self.recent.front().is_some_and(|x| x.time < cutoff) {
-                self.recent.pop_front();
-            }
+        // Out with what ages out first, so that a full queue takes the new point in the
+        // room of an old one rather than growing.
+        let packed = Packed::new(p);
+        let newest = self.recent.back().map_or(packed.time, |n| n.time.max(packed.time));
+        let cutoff = newest.saturating_sub(RECENT.num_nanoseconds().unwrap_or(i64::MAX));
+        while self.recent.front().is_some_and(|x| x.time < cutoff) {
+            self.recent.pop_front();
+        }
+        if packed.time >= cutoff {
+            super::push_sorted(&mut self.recent, packed);
         }
         if !p.ok {
             return;
@@ -272,6 +276,13 @@ impl Timeline {
                 self.run = Some(Run { state: p.state, since: provider_time(p), start: p.time, last: p.time });
             }
         }
+    }
+
+    /// Gives back the room its queues grew into (after a replay, which grows them a point
+    /// at a time): from then on each new point takes the place of one that ages out.
+    pub fn shrink_to_fit(&mut self) {
+        self.recent.shrink_to_fit();
+        self.spans.shrink_to_fit();
     }
 
     /// The current run, if any poll ever succeeded.
