@@ -110,6 +110,11 @@ pub struct App {
     discovery: Arc<Discovery>,
     /// Held while the watched pairs are recomputed and handed to the poller.
     watching: std::sync::Mutex<()>,
+    /// A history store to replay once serving ([`App::replay_after_start`]).
+    pending_history: std::sync::Mutex<Option<History>>,
+    /// True once the history is in place: cycles wait for it, so that the first results
+    /// follow the replayed ones.
+    replayed: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for App {
@@ -196,6 +201,8 @@ impl App {
                 max_connections: AtomicU64::new(http::DEFAULT_MAX_CONNECTIONS as u64),
                 discovery,
                 watching: std::sync::Mutex::new(()),
+                pending_history: std::sync::Mutex::new(None),
+                replayed: tokio::sync::watch::Sender::new(true),
             }
         }))
     }
@@ -258,6 +265,13 @@ impl App {
         self.store.attach_history(Arc::new(history), self.clock.now());
     }
 
+    /// Keeps history in `history`, replayed by [`App::start`] once the listener serves:
+    /// health answers during a long replay, readiness and the first cycle wait for it.
+    pub fn replay_after_start(&self, history: History) {
+        *self.pending_history.lock().unwrap_or_else(|p| p.into_inner()) = Some(history);
+        self.replayed.send_replace(false);
+    }
+
     /// A history store counted in this exporter's metrics: `dir` on disk, or memory only.
     pub fn open_history(&self, dir: Option<&Path>, retention: std::time::Duration) -> History {
         match dir {
@@ -288,6 +302,7 @@ impl App {
     /// running are skipped, with a warning, rather than doubling the load; returns whether
     /// any pair was polled.
     pub async fn run_cycle(&self, spread: bool) -> bool {
+        let _ = self.replayed.subscribe().wait_for(|done| *done).await;
         let record = self.poller.run_cycle(spread).await;
         record.pairs > 0 || self.poller.targets().is_empty()
     }
@@ -360,11 +375,17 @@ impl App {
         let listener = http::bind(listen_address).await.map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
 
-        if self.store.history().is_none() {
+        let pending = self.pending_history.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if pending.is_none() && self.store.history().is_none() {
             self.use_history(self.open_history(None, crate::history::DEFAULT_RETENTION));
         }
         let first = self.clone();
         self.poller.spawn(async move {
+            if let Some(history) = pending {
+                let (store, now) = (first.store.clone(), first.clock.now());
+                let _ = tokio::task::spawn_blocking(move || store.attach_history(Arc::new(history), now)).await;
+                first.replayed.send_replace(true);
+            }
             first.run_cycle(false).await;
         });
 
@@ -464,7 +485,7 @@ pub async fn run_daemon(opts: DaemonOptions, shutdown: CancellationToken) -> Res
     if let Some(path) = &opts.web_config_file {
         app.use_web_config(path)?;
     }
-    app.use_history(app.open_history(Some(&opts.storage_path), opts.storage_retention));
+    app.replay_after_start(app.open_history(Some(&opts.storage_path), opts.storage_retention));
     let (_, handle) = app.start(&listen, shutdown).await?;
     let _ = handle.await;
     tracing::info!("stopped");

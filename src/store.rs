@@ -250,21 +250,34 @@ impl Store {
     /// Appends every poll result recorded from now on to `history`, and replays into each
     /// watched pair what the history holds within retention as of `now`: its last
     /// observation (shown while fresh; the pair still counts as not yet polled for
-    /// readiness), its runs and "since", and its last day of points.
+    /// readiness), its runs and "since", and its last day of points. The replay is built
+    /// aside and put in place at the end, so scrapes and polls go on meanwhile (a month of
+    /// 10,000 pairs takes tens of seconds); results recorded meanwhile follow it.
     pub fn attach_history(&self, history: Arc<History>, now: DateTime<Utc>) {
         let valid = self.valid();
+        let _ = self.history.set(history.clone());
+        let mut replayed: BTreeMap<Target, Pair> = self.targets().into_iter().map(|t| (t, Pair::default())).collect();
+        history.replay(now, |t, p| {
+            if let Some(pair) = replayed.get_mut(t) {
+                pair.replay(&p, valid);
+            }
+        });
         {
             let mut inner = self.write();
-            history.replay(now, |t, p| {
-                if let Some(pair) = inner.pairs.get_mut(t) {
+            for (t, mut pair) in replayed {
+                // A pair removed meanwhile stays removed.
+                let Some(live) = inner.pairs.get_mut(&t) else { continue };
+                for p in live.timeline.recent(DateTime::<Utc>::MIN_UTC) {
                     pair.replay(&p, valid);
                 }
-            });
-            inner.pairs.values_mut().for_each(|p| p.timeline.shrink_to_fit());
+                pair.counts = live.counts;
+                pair.last_poll = live.last_poll.take();
+                pair.timeline.shrink_to_fit();
+                *live = pair;
+            }
         }
         // The replay's buffers go back to the system rather than staying with the allocator.
         crate::allocator::release_free_memory();
-        let _ = self.history.set(history);
     }
 
     /// The attached history.

@@ -406,3 +406,38 @@ async fn fill_and_export_commands_and_the_same_export_from_a_running_exporter() 
     assert!(one["uptime"]["7d"]["ratio"].as_f64().unwrap() > 0.5);
     stop.cancel();
 }
+
+/// The replay is built aside while polls go on: a result recorded during it is kept and
+/// follows the replayed history, whichever finishes first.
+#[test]
+fn results_recorded_during_the_replay_follow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs: Vec<Target> = (0..100).map(|i| target("NG", &format!("B{i:04}"))).collect();
+    let now = now();
+    {
+        let history = History::open(dir.path(), 31 * DAY, HistoryMetrics::default());
+        history.fill(&pairs, TimeDelta::days(7), now - TimeDelta::minutes(10)).unwrap();
+    }
+    let history = Arc::new(History::open(dir.path(), 31 * DAY, HistoryMetrics::default()));
+    let last = &pairs[99];
+    let week = history.points(last, now - TimeDelta::days(31), now).unwrap();
+    let replayed = week.iter().rev().find(|p| p.ok).unwrap().state;
+    // A state other than the replayed one, so that the live poll starts a run of its own.
+    let live = if replayed == AuthorityState::Offline { AuthorityState::Interruption } else { AuthorityState::Offline };
+    let store = Arc::new(Store::new(&pairs));
+    let replay = {
+        let (store, history) = (store.clone(), history.clone());
+        std::thread::spawn(move || store.attach_history(history, now))
+    };
+    // A poll of the last pair ends now, its window a minute ago.
+    store.record_success(last, observed(now, live, 0.1).observation().unwrap(), now);
+    replay.join().unwrap();
+    let pair = store.pair_now(last, now).unwrap();
+    assert_eq!((pair.state, pair.since), (live, Some(now - TimeDelta::minutes(1))));
+    assert_eq!(pair.counts.polls, 1);
+    assert!(pair.last_poll.as_ref().is_some_and(|p| p.success && p.at == now));
+    // The week is there under it: the bar's cells before now are known.
+    let day = store.histories(now, 144, &[TimeDelta::days(7)]);
+    let cells = &day.iter().find(|h| h.now.target == *last).unwrap().cells;
+    assert!(cells.iter().filter(|c| c.state != AuthorityState::Unknown).count() > 140, "{cells:?}");
+}
