@@ -383,7 +383,22 @@ impl App {
         self.poller.spawn(async move {
             if let Some(history) = pending {
                 let (store, now) = (first.store.clone(), first.clock.now());
-                let _ = tokio::task::spawn_blocking(move || store.attach_history(Arc::new(history), now)).await;
+                // On the history's own writer thread (after what it has queued): a thread
+                // more, even one that ends, costs memory that stays after it.
+                let history = Arc::new(history);
+                let (done, replayed) = tokio::sync::oneshot::channel();
+                let job: crate::history::Job = Box::new({
+                    let history = history.clone();
+                    move || {
+                        store.attach_history(history, now);
+                        let _ = done.send(());
+                    }
+                });
+                if let Err(job) = history.run_on_writer(job) {
+                    job();
+                }
+                drop(history);
+                let _ = replayed.await;
                 first.replayed.send_replace(true);
             }
             first.run_cycle(false).await;

@@ -589,6 +589,32 @@ async fn read_shown(http: &reqwest::Client, r: &Replica) -> Result<Shown, String
 /// Waits until replica `r` shows NG BVN as `state` everywhere, with one since everywhere,
 /// and its latest poll of the pair ended after `polled_after` (seconds since the epoch);
 /// returns what it shows. Fails, with what it last showed, after `timeout`.
+/// Waits until every replica shows NG BVN in `state` after a poll of the window at
+/// `check` (Unix seconds), and asserts that each shows, everywhere, since that window: the
+/// provider's time, not when the replica polled it (first at `polled` seconds).
+async fn since_everywhere(
+    http: &reqwest::Client,
+    replicas: &[Replica],
+    state: &str,
+    check: i64,
+    polled: f64,
+) -> Vec<Shown> {
+    let mut all = Vec::new();
+    for r in replicas {
+        let shown = wait_shown(http, r, state, check as f64, Duration::from_secs(15)).await;
+        assert_eq!(
+            shown.since_ms,
+            check * 1000,
+            "{} shows NG BVN {state} since {} ms, not since the provider's time of the window, {check} s (first polled at \
+             {polled:.1})",
+            r.addr(),
+            shown.since_ms
+        );
+        all.push(shown);
+    }
+    all
+}
+
 async fn wait_shown(http: &reqwest::Client, r: &Replica, state: &str, polled_after: f64, timeout: Duration) -> Shown {
     let began = Instant::now();
     loop {
@@ -728,18 +754,7 @@ async fn two_replicas_page_once_through_restarts_and_resolve_once() {
     // Once both replicas have observed the outage, each shows one since for it in every
     // place (metric, status API, history API, status page), and both show the same one: the
     // provider's time of the first offline window, not when either polled it.
-    let mut offline_since = Vec::new();
-    for r in &replicas {
-        let shown = wait_shown(http, r, "offline", first_offline_check as f64, Duration::from_secs(15)).await;
-        assert_eq!(
-            shown.since_ms,
-            first_offline_check * 1000,
-            "{} shows NG BVN offline since {} ms, not since the provider's time of the first offline window,              {first_offline_check} s (first polled at {first_offline_poll:.1})",
-            r.addr(),
-            shown.since_ms
-        );
-        offline_since.push(shown);
-    }
+    let offline_since = since_everywhere(http, &replicas, "offline", first_offline_check, first_offline_poll).await;
     let since_before = offline_since[0].since_ms;
     eprintln!(
         "both replicas show NG BVN offline since {} ({since_before} ms) everywhere; first offline poll at \
@@ -846,16 +861,7 @@ async fn two_replicas_page_once_through_restarts_and_resolve_once() {
     );
     // Both replicas polled the recovery: online since the provider's time of the first
     // online window, on both, everywhere.
-    for r in &replicas {
-        let shown = wait_shown(http, r, "online", recovery_check as f64, Duration::from_secs(15)).await;
-        assert_eq!(
-            shown.since_ms,
-            recovery_check * 1000,
-            "{} shows NG BVN online since {} ms, not since the first online window's time {recovery_check} s",
-            r.addr(),
-            shown.since_ms
-        );
-    }
+    since_everywhere(http, &replicas, "online", recovery_check, recovery_poll).await;
     // A little longer, to catch anything that would come late.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let deliveries = hook.deliveries();

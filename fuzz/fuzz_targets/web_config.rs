@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use idauth_exporter::webconfig::WebConfig;
+use idauth_exporter::web::auth::WebConfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

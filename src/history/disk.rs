@@ -276,18 +276,19 @@ pub(super) fn writer(
     let mut last_failure = current().is_none().then(Instant::now);
     let mut open = true;
     while open {
-        let mut flushes = Vec::new();
+        let (mut flushes, mut jobs) = (Vec::new(), Vec::new());
+        let mut take = |m| match m {
+            Message::Append(t, p) => pending.push((t, p)),
+            Message::Flush(done) => flushes.push(done),
+            Message::Run(job) => jobs.push(job),
+        };
         match rx.recv_timeout(RETENTION_EVERY) {
-            Ok(Message::Append(t, p)) => pending.push((t, p)),
-            Ok(Message::Flush(done)) => flushes.push(done),
+            Ok(m) => take(m),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => open = false,
         }
         while let Some(m) = rx.try_recv() {
-            match m {
-                Message::Append(t, p) => pending.push((t, p)),
-                Message::Flush(done) => flushes.push(done),
-            }
+            take(m);
         }
         if current().is_none() && last_failure.is_none_or(|at| at.elapsed() >= RETRY_EVERY || !flushes.is_empty()) {
             // The old handle must be gone before the file can be opened again.
@@ -339,6 +340,9 @@ pub(super) fn writer(
         }
         for done in flushes {
             let _ = done.send(());
+        }
+        for job in jobs {
+            job();
         }
     }
     set(None);

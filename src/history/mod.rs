@@ -146,7 +146,11 @@ pub(crate) fn push_sorted(q: &mut VecDeque<Packed>, p: Packed) {
 enum Message {
     Append(Target, Point),
     Flush(mpsc::Sender<()>),
+    Run(Job),
 }
+
+/// Work for the writer's thread ([`History::run_on_writer`]).
+pub type Job = Box<dyn FnOnce() + Send>;
 
 /// The sending end of the writer's queue: unbounded underneath (memory in use only for
 /// what waits), bounded to [`QUEUE`] appends by a count the writer decrements.
@@ -352,6 +356,17 @@ impl History {
             return Ok(());
         }
         self.disk().ok_or(HistoryError::NoStore)?.write(batch).map_err(HistoryError::from)
+    }
+
+    /// Runs `job` on the writer's thread, after what is queued (the replay at start: a
+    /// thread the history already has rather than one more); gives it back when there is no
+    /// writer (memory only), for the caller to run.
+    pub fn run_on_writer(&self, job: Job) -> Result<(), Job> {
+        let Some(tx) = &self.writer else { return Err(job) };
+        tx.tx.send(Message::Run(job)).map_err(|e| match e.0 {
+            Message::Run(job) => job,
+            _ => unreachable!("the message sent is a job"),
+        })
     }
 
     /// Waits (up to `timeout`) until the writer has dealt with everything appended so far
