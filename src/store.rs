@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use prometheus::IntCounter;
+use prometheus::{IntCounterVec, Opts};
 use serde::Serialize;
 
 use crate::history::timeline::{self, Cell, Segment, Timeline, Uptime};
@@ -23,6 +23,8 @@ use crate::model::{AuthorityState, FailureReason, Observation, PollError, Target
 
 /// The default of `poll.max_data_age`.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(1800);
+/// No provider check happened before this (2000-01-01T00:00:00Z).
+const EARLIEST: DateTime<Utc> = DateTime::from_timestamp(946_684_800, 0).expect("a valid time");
 
 /// One poll's outcome.
 #[derive(Clone, Debug, Serialize)]
@@ -139,8 +141,8 @@ pub struct Store {
     max_age_ms: AtomicU64,
     /// Latched once every pair has had a poll end.
     ready: AtomicBool,
-    /// `last_checked` values later than the poll that brought them.
-    clamped: IntCounter,
+    /// `last_checked` values out of bounds, by bound (`future`, `past`).
+    clamped: IntCounterVec,
 }
 
 #[derive(Debug, Default)]
@@ -157,11 +159,20 @@ impl Default for Store {
             history: OnceLock::new(),
             max_age_ms: AtomicU64::new(DEFAULT_MAX_AGE.as_millis() as u64),
             ready: AtomicBool::new(false),
-            clamped: IntCounter::new(
-                "idauth_provider_last_checked_clamped_total",
-                "Observations whose last_checked was later than the poll that brought them (a provider clock ahead of ours), taken as the poll time.",
-            )
-            .expect("valid metric"),
+            clamped: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "idauth_provider_last_checked_clamped_total",
+                        "Observations whose last_checked could not be true, taken as the poll time, by bound: future (later than the poll that brought it: a provider clock ahead of ours), past (before 2000: a zero or garbled time).",
+                    ),
+                    &["bound"],
+                )
+                .expect("valid metric");
+                for bound in ["future", "past"] {
+                    c.with_label_values(&[bound]);
+                }
+                c
+            },
         }
     }
 }
@@ -286,13 +297,24 @@ impl Store {
     /// Records a successful poll that finished at `at`.
     pub fn record_success(&self, target: &Target, mut observation: Observation, at: DateTime<Utc>) {
         let at = to_millis(at);
-        if let Some(checked) = observation.last_checked
-            && checked > at
-        {
-            self.clamped.inc();
-            tracing::warn!(pair = %target, last_checked = %timestamp::format(&checked), poll = %timestamp::format(&at),
-                "the provider's last_checked is later than the poll that brought it; taking the poll time");
-            observation.last_checked = Some(at);
+        // One impossible timestamp must not move "since", order the rules' observations, or
+        // hide how old the provider's data is: a time after the poll is the poll's; one
+        // before 2000 (a zero, a garbled field) is no time at all. An old but possible one is
+        // kept, so that stale provider data stays visible as such.
+        if let Some(checked) = observation.last_checked {
+            let bound = if checked > at {
+                Some(("future", "later than the poll that brought it"))
+            } else if checked < EARLIEST {
+                Some(("past", "before 2000"))
+            } else {
+                None
+            };
+            if let Some((bound, why)) = bound {
+                self.clamped.with_label_values(&[bound]).inc();
+                tracing::warn!(pair = %target, last_checked = %timestamp::format(&checked), poll = %timestamp::format(&at),
+                    "the provider's last_checked is {why}; taking the poll time");
+                observation.last_checked = Some(at);
+            }
         }
         let point = Point::observed(at, &observation);
         let valid = self.valid();
@@ -516,7 +538,23 @@ mod tests {
         let s = &c.now(poll)[0];
         assert_eq!(s.since, Some(poll));
         assert_eq!(s.observation.as_ref().unwrap().last_checked, Some(poll));
-        assert_eq!(c.clamped.get(), 1);
+        assert_eq!(c.clamped.with_label_values(&["future"]).get(), 1);
+        // Dated 2100: the same. Dated 1970 (a zero): no time at all, the poll's. A day old:
+        // kept, the provider's data is that old.
+        let later = poll + TimeDelta::minutes(10);
+        c.record_success(&t, seen(AuthorityState::Online, at("2100-01-01T00:00:00Z")), later);
+        assert_eq!(c.now(later)[0].since, Some(later));
+        let zero = later + TimeDelta::minutes(10);
+        c.record_success(&t, seen(AuthorityState::Offline, DateTime::UNIX_EPOCH), zero);
+        assert_eq!(c.now(zero)[0].observation.as_ref().unwrap().last_checked, Some(zero));
+        assert_eq!(
+            (c.clamped.with_label_values(&["future"]).get(), c.clamped.with_label_values(&["past"]).get()),
+            (2, 1)
+        );
+        let old = zero + TimeDelta::minutes(10);
+        c.record_success(&t, seen(AuthorityState::Offline, old - TimeDelta::days(1)), old);
+        assert_eq!(c.now(old)[0].observation.as_ref().unwrap().last_checked, Some(old - TimeDelta::days(1)));
+        assert_eq!(c.clamped.with_label_values(&["past"]).get(), 1);
     }
 
     #[test]
