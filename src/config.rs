@@ -286,8 +286,9 @@ impl fmt::Display for ConfigWarning {
 /// Why a configuration was rejected.
 ///
 /// Each message is complete on one line, the cause included; [`std::error::Error::source`]
-/// is `None` so that a printed chain (`{:#}`) does not repeat the cause.
-#[derive(Debug)]
+/// is `None` so that a printed chain (`{:#}`) does not repeat the cause. Whatever prints it
+/// (`Display` or `Debug`), a word that looks like a key is not shown
+/// ([`crate::secret::hide_key_like`]): a key pasted into the wrong field is echoed nowhere.
 pub enum ConfigError {
     /// The file could not be read.
     Read {
@@ -331,8 +332,16 @@ impl fmt::Display for ConfigError {
                 fmt_bytes(*limit)
             ),
             ConfigError::NotText { file } => write!(f, "{file}: the file is not UTF-8 text; expected YAML"),
-            ConfigError::Invalid { file, line, column, message } => write!(f, "{file}:{line}:{column}: {message}"),
+            ConfigError::Invalid { file, line, column, message } => {
+                write!(f, "{file}:{line}:{column}: {}", crate::secret::hide_key_like(message))
+            }
         }
+    }
+}
+
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConfigError({self})")
     }
 }
 

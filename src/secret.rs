@@ -62,9 +62,71 @@ pub fn looks_like_key(text: &str) -> bool {
     })
 }
 
+/// `text` with every word that looks like a credential replaced by `<not shown: it may be
+/// a key>`: a key pasted into the wrong field (a file name, an enum value) must not come back
+/// in an error, a log line or a reload answer. A word is a run of letters, digits and
+/// `-_+/=.`, judged by [`looks_like_key`].
+pub fn hide_key_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let is_word = |c: char| c.is_ascii_alphanumeric() || "-_+/=.".contains(c);
+    let mut rest = text;
+    while let Some(start) = rest.find(is_word) {
+        out.push_str(&rest[..start]);
+        let word_len = rest[start..].find(|c: char| !is_word(c)).unwrap_or(rest.len() - start);
+        let word = &rest[start..start + word_len];
+        // A path is judged a segment at a time: a key used as a file name is hidden, a
+        // random temporary directory's name is not.
+        for (i, segment) in word.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            // A sentence's full stop is not part of the word.
+            let core = segment.trim_end_matches('.');
+            if looks_like_key(core) {
+                out.push_str("<not shown: it may be a key>");
+                out.push_str(&segment[core.len()..]);
+            } else {
+                out.push_str(segment);
+            }
+        }
+        rest = &rest[start + word_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_like_words_are_hidden_and_the_rest_kept() {
+        for key in [
+            "sk_live_8f3a9c2e1b7d4f6a0c5e9b2d",
+            "1f0e7c3a-5b9d-4e2f-8a6c-0d3b7e9f1a24",
+            "dGhpcyBpcyBub3QgYSByZWFsIGtleQ1234==",
+        ] {
+            let text = format!("smile_id.environment: unknown variant `{key}`, expected `production` or `sandbox`.");
+            let hidden = hide_key_like(&text);
+            assert!(!hidden.contains(key), "{hidden}");
+            assert!(
+                hidden.contains("unknown variant `<not shown: it may be a key>`, expected `production`"),
+                "{hidden}"
+            );
+            let path = format!("cannot read /etc/idauth-exporter/{key}: No such file or directory (os error 2)");
+            assert!(!hide_key_like(&path).contains(key), "{path}");
+            assert!(!hide_key_like(&format!("{key}.")).contains(key));
+        }
+        for kept in [
+            "cannot read /etc/idauth-exporter/smile_id_api_key: No such file or directory (os error 2)",
+            "/run/credentials/idauth-exporter.service/smile_id_api_key",
+            "poll.schedule: expected a cron expression such as \"0 1/10 * * * *\"",
+            "2026-12-06T01:48:10.902Z NG NATIONAL_ID_NO_PHOTO web.listen_address 127.0.0.1:9877",
+            "config.yaml:12:3: smile_id.partner_id: expected a string",
+        ] {
+            assert_eq!(hide_key_like(kept), kept);
+        }
+    }
 
     #[test]
     fn keys_and_names_are_told_apart() {

@@ -261,3 +261,28 @@ async fn config_check_shows_what_discovery_would_watch_or_why_it_cannot() {
         "{out}"
     );
 }
+
+/// A key pasted into the wrong field (a file name, the environment) is never echoed by
+/// `config check`, whatever the parser or the file system says about it.
+#[test]
+fn a_key_pasted_into_the_wrong_field_is_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
+    for key in ["sk_live_8f3a9c2e1b7d4f6a0c5e9b2d", "1f0e7c3a-5b9d-4e2f-8a6c-0d3b7e9f1a24"] {
+        let base = config_yaml("http://127.0.0.1:1", "v2", &[("NG", &["BVN"])], "");
+        for (field, text) in [
+            ("api_key_file", base.replace("api_key_file: api_key", &format!("api_key_file: {key}"))),
+            ("environment", base.replace("  api: v2\n", &format!("  api: v2\n  environment: {key}\n"))),
+            ("environment (quoted)", base.replace("  api: v2\n", &format!("  api: v2\n  environment: \"{key}\"\n"))),
+        ] {
+            assert!(text.contains(key), "{field}: the test's file holds the key");
+            let path = dir.path().join("c.yaml");
+            std::fs::write(&path, &text).unwrap();
+            let o = run(&["config", "check", &format!("--config.file={}", path.display())]);
+            let out = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+            assert_eq!(o.status.code(), Some(1), "{field}: {out}");
+            assert!(!out.contains(key), "{field}: the key is echoed:\n{out}");
+            assert!(out.contains("not shown"), "{field}: {out}");
+        }
+    }
+}
