@@ -6,7 +6,21 @@ use clap::{Parser, Subcommand};
 
 use crate::telemetry::{LogFormat, LogLevel};
 
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("IDAUTH_REVISION"), ")");
+/// As Prometheus' own exporters print it: version and revision first, then the branch,
+/// the build date, the toolchain and the platform.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("IDAUTH_REVISION"),
+    ", branch ",
+    env!("IDAUTH_BRANCH"),
+    ")\n  build date:    ",
+    env!("IDAUTH_BUILD_DATE"),
+    "\n  rust version:  ",
+    env!("IDAUTH_RUST_VERSION"),
+    "\n  platform:      ",
+    env!("IDAUTH_PLATFORM"),
+);
 
 /// idauth-exporter: the availability of government ID authorities behind Smile ID, for Prometheus.
 #[derive(Debug, Parser)]
@@ -15,7 +29,9 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("ID
     version = VERSION,
     about = "Prometheus exporter for the availability of government ID authorities behind Smile ID",
     long_about = "Polls Smile ID's id_status endpoint for every configured (country, id_type) pair on a \
-cron schedule and serves the results on /metrics.\n\nWithout a command, runs the exporter.",
+cron schedule and serves the results on /metrics.\n\nWithout a command, runs the exporter.\n\nThe API key is read from \
+the file smile_id.api_key_file names, or from the environment variable smile_id.api_key_env names \
+(SMILE_ID_API_KEY by default), or from systemd's credential smile_id_api_key; never from a flag.",
     after_help = "Examples:\n  idauth-exporter --config.file=/etc/idauth-exporter/config.yaml\n  \
 idauth-exporter check --config.file=config.yaml NG BVN\n  idauth-exporter config check --config.file=config.yaml"
 )]
@@ -24,7 +40,8 @@ pub struct Cli {
     #[arg(long = "config.file", value_name = "PATH", default_value = "idauth-exporter.yaml", global = true)]
     pub config_file: PathBuf,
 
-    /// Address to listen on for the web interface and metrics, overriding web.listen_address.
+    /// Address to listen on for the web interface and metrics, overriding web.listen_address
+    /// [default: web.listen_address, else :9877; the demo: 127.0.0.1:9877]
     #[arg(long = "web.listen-address", value_name = "ADDR", global = true)]
     pub listen_address: Option<String>,
 

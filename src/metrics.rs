@@ -199,12 +199,19 @@ impl Metrics {
         let build_info = GaugeVec::new(
             Opts::new(
                 "idauth_exporter_build_info",
-                "A metric with a constant '1' value labeled by version and revision of idauth-exporter.",
+                "A metric with a constant '1' value labeled by version, revision, branch and Rust version of idauth-exporter.",
             ),
-            &["version", "revision"],
+            &["version", "revision", "branch", "rustversion"],
         )
         .expect("valid metric");
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), revision]).set(1.0);
+        build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                revision,
+                env!("IDAUTH_BRANCH"),
+                env!("IDAUTH_RUST_VERSION"),
+            ])
+            .set(1.0);
 
         let tls_expiry = GaugeVec::new(
             Opts::new(

@@ -26,10 +26,16 @@ fn help_and_version_read_well() {
     for flag in ["--config.file", "--web.listen-address", "--log.level", "--log.format", "check", "config"] {
         assert!(text.contains(flag), "{flag} missing from:\n{text}");
     }
+    // Where the key comes from, and where the exporter listens unless told.
+    assert!(text.contains("SMILE_ID_API_KEY") && text.contains("else :9877"), "{text}");
     let version = run(&["--version"]);
     assert!(version.status.success());
     let v = stdout(&version);
     assert!(v.starts_with(&format!("idauth-exporter {} (revision ", env!("CARGO_PKG_VERSION"))), "{v}");
+    // As Prometheus' exporters: the branch, the build date, the toolchain and the platform.
+    for line in [", branch ", "\n  build date:    20", "\n  rust version:  1.", "\n  platform:      linux/"] {
+        assert!(v.contains(line), "{line:?} missing from:\n{v}");
+    }
     let bad = run(&["--log.format=xml"]);
     assert_eq!(bad.status.code(), Some(2));
 }

@@ -75,7 +75,8 @@ async fn v2_pairs_yield_exactly_the_provider_values() {
     assert_eq!(m.get("idauth_poll_duration_seconds_count"), Some(3.0));
     assert!(m.get("idauth_poll_cycle_last_run_timestamp_seconds").unwrap() > 1.7e9);
     assert_eq!(m.get("idauth_config_last_reload_successful"), Some(1.0));
-    assert!(m.text.contains("idauth_exporter_build_info{revision="));
+    assert!(m.text.contains("idauth_exporter_build_info{branch="), "{}", m.text);
+    assert!(m.text.contains(&format!(",version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))), "{}", m.text);
     assert!(m.text.contains("# HELP idauth_success_rate_10m") && m.text.contains("Cached from the background poll"));
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
     ex.stop().await;
