@@ -140,8 +140,9 @@ async fn config_check(cli: &Cli) -> ExitCode {
             }
             let c = &loaded.config;
             println!(
-                "  SUCCESS: {} pairs, api {:?}, {} environment, schedule {:?}, listening on {}",
+                "  SUCCESS: {} pair{}, api {:?}, {} environment, schedule {:?}, listening on {}",
                 c.targets.len(),
+                if c.targets.len() == 1 { "" } else { "s" },
                 c.smile_id.api,
                 c.smile_id.environment.as_str(),
                 c.poll.schedule.as_str(),

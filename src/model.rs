@@ -28,9 +28,12 @@ pub struct Country([u8; 2]);
 /// Why a string is not a [`Country`] or an [`IdType`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
-    /// Not two upper-case letters assigned by ISO 3166-1.
+    /// Not two upper-case letters.
     #[error("{0:?} is not an ISO 3166-1 alpha-2 country code (expected two upper-case letters such as NG)")]
     Country(String),
+    /// Two upper-case letters that ISO 3166-1 has not assigned to a country.
+    #[error("{0:?} is not a country: ISO 3166-1 assigns no country that code (expected one such as NG, KE or GH)")]
+    UnassignedCountry(String),
     /// Not an upper-case identifier.
     #[error("{0:?} is not an ID type (expected upper-case letters, digits and underscores, such as BVN)")]
     IdType(String),
@@ -48,10 +51,14 @@ impl FromStr for Country {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let b = s.as_bytes();
-        let assigned = b.len() == 2
-            && b.iter().all(u8::is_ascii_uppercase)
-            && ISO_3166_ALPHA2.as_bytes().chunks(2).any(|c| c == b);
-        if assigned { Ok(Country([b[0], b[1]])) } else { Err(DomainError::Country(s.chars().take(40).collect())) }
+        if b.len() != 2 || !b.iter().all(u8::is_ascii_uppercase) {
+            return Err(DomainError::Country(s.chars().take(40).collect()));
+        }
+        if ISO_3166_ALPHA2.as_bytes().chunks(2).any(|c| c == b) {
+            Ok(Country([b[0], b[1]]))
+        } else {
+            Err(DomainError::UnassignedCountry(s.to_owned()))
+        }
     }
 }
 
@@ -699,6 +706,14 @@ mod tests {
         for bad in ["ng", "XX", "NGA", "", "N", "ÑG", "AA"] {
             assert!(bad.parse::<Country>().is_err(), "{bad} accepted");
         }
+        // Two upper-case letters are the right shape: say the code is not assigned instead.
+        let unassigned = "XX".parse::<Country>().unwrap_err().to_string();
+        assert_eq!(
+            unassigned,
+            "\"XX\" is not a country: ISO 3166-1 assigns no country that code (expected one such as NG, KE or GH)"
+        );
+        let shape = "Nigeria".parse::<Country>().unwrap_err().to_string();
+        assert!(shape.contains("expected two upper-case letters such as NG"), "{shape}");
     }
 
     #[test]
