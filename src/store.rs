@@ -119,6 +119,9 @@ pub struct PairHistory {
     pub cells: Vec<Cell>,
     /// Uptime over each asked range, ending now.
     pub uptime: Vec<Uptime>,
+    /// Changes of the observed state over the last 24 hours (a stretch of unknown between
+    /// two runs of one state is not a change).
+    pub changes_24h: usize,
 }
 
 /// A pair's record.
@@ -405,6 +408,7 @@ impl Store {
             .iter()
             .filter_map(|t| {
                 let p = inner.pairs.get(t)?;
+                let day = p.timeline.segments(now - TimeDelta::hours(24), now, valid);
                 Some(PairHistory {
                     now: p.now(t, now, max_age),
                     cells: p.timeline.cells(now, cells, valid),
@@ -412,6 +416,7 @@ impl Store {
                         .iter()
                         .map(|r| timeline::uptime_of(&p.timeline.segments(now - *r, now, valid)))
                         .collect(),
+                    changes_24h: changes(&day),
                 })
             })
             .collect()
@@ -436,6 +441,13 @@ impl Store {
         let points = timeline.recent(from).into_iter().take_while(|p| p.time < to).collect();
         Some((points, timeline.recent_since()))
     }
+}
+
+/// How many times the state changed between consecutive known segments.
+fn changes(segments: &[Segment]) -> usize {
+    let known: Vec<AuthorityState> =
+        segments.iter().map(|s| s.state).filter(|s| *s != AuthorityState::Unknown).collect();
+    known.windows(2).filter(|w| w[0] != w[1]).count()
 }
 
 impl Pair {
@@ -571,5 +583,17 @@ mod tests {
         // A poll of a pair no longer watched ends later: nothing of it is kept.
         store.record_failure(&b, &PollError::Timeout(Duration::from_secs(1)), now);
         assert!(store.pair_now(&b, now).is_none());
+    }
+
+    #[test]
+    fn changes_count_transitions_between_known_states_only() {
+        let seg = |m: i64, state| Segment {
+            start: at("2026-01-01T00:00:00Z") + TimeDelta::minutes(m),
+            end: at("2026-01-01T00:00:00Z") + TimeDelta::minutes(m + 10),
+            state,
+        };
+        use AuthorityState::{Offline, Online, Unknown};
+        assert_eq!(changes(&[seg(0, Online), seg(10, Unknown), seg(20, Online)]), 0);
+        assert_eq!(changes(&[seg(0, Online), seg(10, Offline), seg(20, Unknown), seg(30, Online)]), 2);
     }
 }

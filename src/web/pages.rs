@@ -21,6 +21,8 @@ pub const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 
 /// Nothing but same-origin script, style and fetches; no inline code, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// Changes of state in 24 hours from which an authority is marked as flapping.
+pub const FLAPPING_CHANGES: usize = 4;
 /// Cells in the bar: 24 hours of 10 minutes.
 pub const CELLS: usize = 144;
 /// The uptime ranges shown and served.
@@ -111,11 +113,17 @@ pub fn status_fragment(views: &[PairHistory], now: DateTime<Utc>) -> String {
             ),
             None => "no data yet".to_owned(),
         };
+        // "Online" beside a bar of many colours reads as a contradiction: say it moved.
+        let flapping = if v.changes_24h >= FLAPPING_CHANGES {
+            format!(" <span class=\"flapping\">flapping: {} changes in 24 h</span>", v.changes_24h)
+        } else {
+            String::new()
+        };
         let _ = write!(
             html,
             "<li class=\"pair s-{state}\" data-country=\"{c}\" data-id-type=\"{i}\" data-state=\"{state}\">\
              <div class=\"head\"><span class=\"state\"><span class=\"icon\" aria-hidden=\"true\">{icon}</span> {word}</span> \
-             <span class=\"name\">{c} <span class=\"id\">{i}</span></span> <span class=\"since\">{since}</span></div>\n\
+             <span class=\"name\">{c} <span class=\"id\">{i}</span></span> <span class=\"since\">{since}</span>{flapping}</div>\n\
              <div class=\"bar\" role=\"img\" aria-label=\"{c} {i}, last 24 hours: {summary}\">",
             state = v.now.state,
             c = html_escape(v.now.target.country.as_str()),
@@ -145,7 +153,10 @@ pub fn status_fragment(views: &[PairHistory], now: DateTime<Utc>) -> String {
                 n = run.len(),
             );
         }
-        html.push_str("</div>\n<div class=\"meta\"><span class=\"uptime\">Uptime");
+        html.push_str(
+            "</div>\n<div class=\"axis\" aria-hidden=\"true\"><span>24 h ago</span><span>12 h</span><span>now</span></div>\n\
+             <div class=\"meta\"><span class=\"uptime\">Uptime",
+        );
         for ((name, _), u) in UPTIME_RANGES.iter().zip(&v.uptime) {
             let _ = write!(
                 html,
@@ -186,15 +197,16 @@ pub fn page(fragment: &str, refresh_seconds: u64) -> String {
 <link rel="icon" href="/ui/icon.svg" type="image/svg+xml"><link rel="stylesheet" href="/ui/status.css"><script src="/ui/status.js" defer></script></head>
 <body>
 <header><h1>ID authority status</h1>
-<nav><a href="/metrics">Metrics</a> · <a href="/api/v1/status">Status (JSON)</a> · <a href="/api/v1/history?country=NG&amp;id_type=BVN&amp;range=24h">History (JSON)</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></nav></header>
+<nav><a href="/metrics">Metrics</a> · <a href="/api/v1/status">Status (JSON)</a> · <a href="/api/v1/history?country=NG&amp;id_type=BVN&amp;range=24h">History (JSON)</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></nav>
+<p class="legend"><span class="cell s-online"></span> ✓ online <span class="cell s-interruption"></span> ! interruption <span class="cell s-offline"></span> ✕ offline <span class="cell s-unknown"></span> ? unknown / no data</p></header>
 <main id="status" data-refresh="{refresh_seconds}" aria-live="polite">
 {fragment}</main>
-<footer><p>Government ID authorities behind Smile ID, as polled by idauth-exporter {version}. Worst first; each bar is the last 24 hours in 10-minute cells, the right end now (hover or tap a stretch for its times and lowest rates). Uptime is the share of the time with data that the authority was online.</p>
-<p class="legend"><span class="cell s-online"></span> ✓ online <span class="cell s-interruption"></span> ! interruption <span class="cell s-offline"></span> ✕ offline <span class="cell s-unknown"></span> ? unknown / no data</p></footer>
+<footer><p>Government ID authorities behind Smile ID, as polled by idauth-exporter {version}. Worst first; each bar is the last 24 hours in 10-minute cells, the right end now (hover or tap a stretch for its times and lowest rates). Uptime is the share of the time with data that the authority was online. "Flapping" marks an authority whose state changed {flapping} times or more in the last 24 hours.</p></footer>
 </body>
 </html>
 "#,
         version = env!("CARGO_PKG_VERSION"),
+        flapping = FLAPPING_CHANGES,
     )
 }
 

@@ -143,6 +143,23 @@ def test_the_status_page_in_chromium(demo, browser):
         assert re.match(r"\d\d \w{3} \d\d:\d\d – \d\d:\d\d UTC: \w+", p["title"]), p["title"]
     assert sum(p["online"] for p in shown) > 27 * 100, "the day of history is filled"
 
+    # The legend is read before the bars, above the first authority; each bar has a time
+    # axis with now at the right; an authority that kept changing says so beside its state
+    # (GH GHANA_CARD alternates in the demo's scenario: "Online" beside a bar of many
+    # colours would read as a contradiction).
+    legend_bottom = browser.execute_script("return document.querySelector('header .legend').getBoundingClientRect().bottom")
+    first_top = browser.execute_script("return document.querySelector('li.pair').getBoundingClientRect().top")
+    assert legend_bottom < first_top, (legend_bottom, first_top)
+    axis = browser.execute_script("return Array.from(document.querySelector('li.pair .axis').children).map(s => s.innerText)")
+    assert axis == ["24 h ago", "12 h", "now"], axis
+    flapping = browser.execute_script(
+        """return Array.from(document.querySelectorAll('li.pair')).filter(li => li.querySelector('.head .flapping'))
+            .map(li => li.dataset.country + ' ' + li.dataset.idType + ': ' + li.querySelector('.flapping').innerText)"""
+    )
+    assert any(re.match(r"GH GHANA_CARD: flapping: \d+ changes in 24 h", f) for f in flapping), flapping
+    steady = [p for p in shown if p["online"] == 144]
+    assert steady and not any(f.startswith(f"{p['country']} {p['idType']}:") for p in steady for f in flapping), flapping
+
     # In the demo NG NIN_V2 is offline from the start for 90 s, then online 30 s, and again
     # (scenarios/default.yaml): wait for it, without reloading.
     browser.execute_script("window.__notReloaded = 42")
