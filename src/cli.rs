@@ -54,11 +54,11 @@ pub struct Cli {
     pub max_connections: u32,
 
     /// Directory of the history store (state, since and history survive restarts).
-    #[arg(long = "storage.path", value_name = "DIR", default_value = "data/", global = true)]
+    #[arg(long = "storage.path", value_name = "DIR", default_value = "data/")]
     pub storage_path: PathBuf,
 
     /// How long history is kept (e.g. 30d, 90d).
-    #[arg(long = "storage.retention", value_name = "DURATION", default_value = "30d", value_parser = parse_retention, global = true)]
+    #[arg(long = "storage.retention", value_name = "DURATION", default_value = "30d", value_parser = parse_retention)]
     pub storage_retention: std::time::Duration,
 
     /// Only log messages with the given severity or above.
@@ -105,6 +105,9 @@ pub enum Command {
     },
     /// Work with the history store (--storage.path) while no exporter holds it.
     History {
+        /// The store.
+        #[command(flatten)]
+        storage: StorageArgs,
         /// What to do with it.
         #[command(subcommand)]
         action: HistoryCommand,
@@ -165,6 +168,17 @@ pub enum SimEnvironment {
 pub enum ConfigCommand {
     /// Validate the configuration file and exit (0 valid, 1 invalid).
     Check,
+}
+
+/// The history store a `history` command works on (the daemon's flags, spelled the same).
+#[derive(Debug, clap::Args)]
+pub struct StorageArgs {
+    /// Directory of the history store.
+    #[arg(long = "storage.path", value_name = "DIR", default_value = "data/", global = true)]
+    pub path: PathBuf,
+    /// How long history is kept: the export's default start, and what retention keeps.
+    #[arg(long = "storage.retention", value_name = "DURATION", default_value = "30d", value_parser = parse_retention, global = true)]
+    pub retention: std::time::Duration,
 }
 
 /// `history` subcommands.
@@ -274,8 +288,12 @@ mod tests {
             "7",
         ])
         .unwrap();
-        assert_eq!((cli.config_file, cli.storage_path), (PathBuf::from("c.yaml"), PathBuf::from("/tmp/s")));
-        assert!(matches!(cli.command, Some(Command::History { action: HistoryCommand::Fill { days: 7 } })));
+        match cli.command {
+            Some(Command::History { storage, action: HistoryCommand::Fill { days: 7 } }) => {
+                assert_eq!((cli.config_file, storage.path), (PathBuf::from("c.yaml"), PathBuf::from("/tmp/s")));
+            }
+            other => panic!("{other:?}"),
+        }
         let cli = Cli::try_parse_from([
             "idauth-exporter",
             "history",
@@ -287,7 +305,7 @@ mod tests {
         ])
         .unwrap();
         match cli.command {
-            Some(Command::History { action: HistoryCommand::Export { from, to, format } }) => {
+            Some(Command::History { action: HistoryCommand::Export { from, to, format }, .. }) => {
                 assert_eq!(from, Some("2026-12-01T00:00:00Z".parse().unwrap()));
                 assert!(to.unwrap() < chrono::Utc::now() - chrono::TimeDelta::minutes(59));
                 assert_eq!(format, ExportFormat::Json);
@@ -296,6 +314,8 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["idauth-exporter", "history", "export", "--from=yesterday"]).is_err());
         assert!(Cli::try_parse_from(["idauth-exporter", "history", "fill", "--days=0"]).is_err());
+        // The demo keeps its history in memory: no storage flag is offered there.
+        assert!(Cli::try_parse_from(["idauth-exporter", "demo", "--storage.path=/tmp/s"]).is_err());
     }
 
     #[test]

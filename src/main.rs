@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use idauth_exporter::cli::{Cli, Command, ConfigCommand, HistoryCommand, SimulateArgs};
+use idauth_exporter::cli::{Cli, Command, ConfigCommand, HistoryCommand, SimulateArgs, StorageArgs};
 use idauth_exporter::model::Target;
 use idauth_exporter::{app, check, config, demo, discovery, simulator, telemetry};
 use tokio_util::sync::CancellationToken;
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
                 }
             },
             Some(Command::Config { action: ConfigCommand::Check }) => config_check(&cli).await,
-            Some(Command::History { ref action }) => match history(&cli, action) {
+            Some(Command::History { ref storage, ref action }) => match history(&cli, storage, action) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -165,9 +165,9 @@ async fn config_check(cli: &Cli) -> ExitCode {
 }
 
 /// `history fill` and `history export`, on a store no exporter holds.
-fn history(cli: &Cli, action: &HistoryCommand) -> anyhow::Result<()> {
+fn history(cli: &Cli, storage: &StorageArgs, action: &HistoryCommand) -> anyhow::Result<()> {
     use idauth_exporter::history::History;
-    let history = History::open_for_command(&cli.storage_path, cli.storage_retention)?;
+    let history = History::open_for_command(&storage.path, storage.retention)?;
     let now = chrono::Utc::now();
     match action {
         HistoryCommand::Fill { days } => {
@@ -178,7 +178,7 @@ fn history(cli: &Cli, action: &HistoryCommand) -> anyhow::Result<()> {
             eprintln!(
                 "wrote {written} points: {} pairs, {days} days of 10-minute polls, into {}",
                 targets.len(),
-                cli.storage_path.join(idauth_exporter::history::FILE_NAME).display()
+                storage.path.join(idauth_exporter::history::FILE_NAME).display()
             );
         }
         HistoryCommand::Export { from, to, format } => {
