@@ -41,9 +41,35 @@ fn amtool_accepts_the_configuration_and_its_templates() {
     assert!(Path::new(DIR).join("templates/idauth.tmpl").is_file());
 }
 
+/// The labels that tell one deployment from another, which every grouping and inhibition
+/// compares (the mixin's rules keep them on every alert).
+const DEPLOYMENT: [&str; 5] = ["cluster", "env", "region", "namespace", "job"];
+
+fn route(receiver: &str) -> Value {
+    config()["route"]["routes"].as_array().unwrap().iter().find(|r| r["receiver"] == receiver).unwrap().clone()
+}
+
 #[test]
-fn notifications_are_grouped_per_authority() {
-    assert_eq!(config()["route"]["group_by"], json!(["alertname", "cluster", "job", "country", "id_type"]));
+fn pages_are_grouped_per_country_and_chat_is_batched() {
+    let labels =
+        |v: &Value| -> Vec<String> { v.as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect() };
+    let mut deployment: Vec<String> = DEPLOYMENT.iter().map(|l| l.to_string()).collect();
+    // Pages: one incident per country and deployment, whatever the alert or ID type.
+    let pager = labels(&route("pager")["group_by"]);
+    let mut want = deployment.clone();
+    want.push("country".into());
+    assert_eq!(pager, want);
+    // Chat: one message per alert name and deployment, batched over group_wait.
+    let chat = route("chat");
+    deployment.insert(0, "alertname".into());
+    assert_eq!(labels(&chat["group_by"]), deployment);
+    assert_eq!(labels(&config()["route"]["group_by"]), deployment);
+    assert_eq!(chat["group_wait"], "1m");
+    assert_eq!(chat["group_interval"], "5m");
+    for rule in config()["inhibit_rules"].as_array().unwrap() {
+        let equal = labels(&rule["equal"]);
+        assert_eq!(equal[..5], DEPLOYMENT.map(String::from), "{rule}");
+    }
 }
 
 #[test]
@@ -56,8 +82,13 @@ fn critical_alerts_page_and_warnings_go_to_chat() {
         // The receivers come first; amtool may add a warning line after them.
         out.lines().next().unwrap_or_default().trim().to_owned()
     };
-    for critical in ["IdAuthorityOffline", "IdAuthExporterDown", "IdAuthExporterStalled", "IdAuthExporterUnauthorized"]
-    {
+    for critical in [
+        "IdAuthorityOffline",
+        "IdAuthExporterDown",
+        "IdAuthExporterStalled",
+        "IdAuthExporterUnauthorized",
+        "IdAuthExporterBlind",
+    ] {
         let alertname = format!("alertname={critical}");
         let labels = [alertname.as_str(), "severity=critical", "job=idauth-exporter", "country=NG", "id_type=BVN"];
         assert_eq!(route(&labels), "pager", "{critical}");
@@ -76,6 +107,7 @@ fn critical_alerts_page_and_warnings_go_to_chat() {
         assert_eq!(route(&[alertname.as_str(), "severity=warning", "job=idauth-exporter"]), "chat", "{warning}");
     }
     assert_eq!(route(&["alertname=Anything", "severity=info"]), "chat");
+    assert_eq!(route(&["alertname=IdAuthorityNoLongerWatched", "severity=info", "job=idauth-exporter"]), "chat");
 }
 
 #[test]
@@ -94,7 +126,9 @@ fn receivers_use_the_templates_that_read_each_alert() {
         assert!(receivers.contains(field), "{field} missing from:\n{receivers}");
     }
     let tmpl = std::fs::read_to_string(Path::new(DIR).join("templates/idauth.tmpl")).unwrap();
-    assert!(tmpl.contains("{{ range .Alerts.Firing -}}") && tmpl.contains("{{ range .Alerts.Resolved -}}"));
+    assert!(tmpl.contains("{{ range .Alerts.Firing -}}") && tmpl.contains("{{ range .Alerts.Resolved }}"));
+    // A resolved alert whose pair is no longer watched is told apart from a recovery.
+    assert!(tmpl.contains(".Annotations.unwatched"));
 }
 
 fn alert(status: &str, labels: Value, annotations: Value, starts: &str, ends: &str) -> Value {
@@ -139,8 +173,8 @@ fn a_notification_of_two_alerts_with_different_descriptions_shows_both() {
             alert("resolved", json!({"alertname": "IdAuthorityOffline", "severity": "critical", "country": "NG", "id_type": "NIN_V2"}),
                   json!({}), "2026-01-01T09:00:00Z", "2026-01-01T09:30:00Z"),
         ],
-        "groupLabels": {"alertname": "IdAuthorityOffline", "job": "idauth-exporter", "country": "NG", "id_type": "BVN"},
-        "commonLabels": {"alertname": "IdAuthorityOffline", "severity": "critical"},
+        "groupLabels": {"job": "idauth-exporter", "country": "NG"},
+        "commonLabels": {"alertname": "IdAuthorityOffline", "severity": "critical", "job": "idauth-exporter", "country": "NG"},
         // What Alertmanager computes here: the descriptions differ, so nothing is common.
         "commonAnnotations": {"summary": "ID authority offline: NG BVN", "runbook_url": "https://example.com/runbook.md#idauthorityoffline"},
         "externalURL": "http://alertmanager:9093",
@@ -169,7 +203,74 @@ fn a_notification_of_two_alerts_with_different_descriptions_shows_both() {
     let mut bare = data.clone();
     bare["commonAnnotations"] = json!({});
     let title = render(&bare, r#"{{ template "idauth.title" . }}"#);
-    assert_eq!(title.trim(), "[FIRING:2] IdAuthorityOffline NG BVN (idauth-exporter)");
+    assert_eq!(title.trim(), "[FIRING:2] IdAuthorityOffline NG (idauth-exporter)");
+}
+
+fn offline_alert(status: &str, id_type: &str, unwatched: &str) -> Value {
+    let labels = json!({"alertname": "IdAuthorityOffline", "severity": "critical", "job": "idauth-exporter",
+                        "cluster": "eu", "country": "NG", "id_type": id_type});
+    let annotations = json!({"summary": format!("ID authority offline: NG {id_type}"),
+                             "description": format!("Smile ID reports {id_type} in NG as offline."),
+                             "runbook_url": "https://example.com/runbook.md#idauthorityoffline",
+                             "unwatched": unwatched});
+    let ends = if status == "resolved" { "2026-01-01T11:00:00Z" } else { "0001-01-01T00:00:00Z" };
+    alert(status, labels, annotations, "2026-01-01T10:00:00Z", ends)
+}
+
+fn notification(status: &str, alerts: Vec<Value>) -> Value {
+    json!({
+        "receiver": "pager", "status": status, "alerts": alerts,
+        "groupLabels": {"cluster": "eu", "job": "idauth-exporter", "country": "NG"},
+        "commonLabels": {"alertname": "IdAuthorityOffline", "severity": "critical", "cluster": "eu",
+                         "job": "idauth-exporter", "country": "NG"},
+        "commonAnnotations": {"runbook_url": "https://example.com/runbook.md#idauthorityoffline", "unwatched": ""},
+        "externalURL": "http://alertmanager:9093",
+    })
+}
+
+#[test]
+fn one_page_for_a_country_lists_every_authority_with_its_description() {
+    let types = ["BVN", "NIN_V2", "NIN_SLIP", "PHONE_NUMBER", "BANK_ACCOUNT", "DRIVERS_LICENSE"];
+    let data = notification("firing", types.iter().map(|t| offline_alert("firing", t, "")).collect());
+    let title = render(&data, r#"{{ template "idauth.title" . }}"#);
+    assert_eq!(title.trim(), "[FIRING:6] IdAuthorityOffline NG eu (idauth-exporter)");
+    let text = render(&data, r#"{{ template "idauth.text" . }}"#);
+    for t in types {
+        assert!(text.contains(&format!("Smile ID reports {t} in NG as offline.")), "{t} missing from:\n{text}");
+        assert!(text.contains(&format!("id_type={t} ")), "{t} missing from:\n{text}");
+    }
+    assert!(!text.contains("Resolved:") && !text.contains("No longer watched"), "{text}");
+}
+
+#[test]
+fn an_alert_that_ended_because_its_pair_is_no_longer_watched_is_not_called_recovered() {
+    let why = "No replica of idauth-exporter serves this pair any more: removed from the configuration.";
+    // NG BVN was removed from the configuration while offline; NG NIN_V2 recovered.
+    let data = notification("resolved", vec![offline_alert("resolved", "BVN", why)]);
+    let title = render(&data, r#"{{ template "idauth.title" . }}"#);
+    assert_eq!(title.trim(), "[NO LONGER WATCHED] IdAuthorityOffline NG eu (idauth-exporter)");
+    let text = render(&data, r#"{{ template "idauth.text" . }}"#);
+    assert!(text.contains("No longer watched (ended without a recovery") && text.contains(why), "{text}");
+    assert!(text.contains("ended, no longer watched: 2026-01-01 11:00:00 UTC"), "{text}");
+    assert!(!text.contains("Resolved:") && !text.contains("; resolved:"), "{text}");
+
+    let data = notification("resolved", vec![offline_alert("resolved", "NIN_V2", "")]);
+    assert_eq!(
+        render(&data, r#"{{ template "idauth.title" . }}"#).trim(),
+        "[RESOLVED] IdAuthorityOffline NG eu (idauth-exporter)"
+    );
+    let text = render(&data, r#"{{ template "idauth.text" . }}"#);
+    assert!(text.contains("Resolved:") && text.contains("; resolved: 2026-01-01 11:00:00 UTC"), "{text}");
+    assert!(!text.contains("No longer watched"), "{text}");
+
+    let data =
+        notification("resolved", vec![offline_alert("resolved", "BVN", why), offline_alert("resolved", "NIN_V2", "")]);
+    let title = render(&data, r#"{{ template "idauth.title" . }}"#);
+    assert_eq!(title.trim(), "[RESOLVED, SOME NO LONGER WATCHED] IdAuthorityOffline NG eu (idauth-exporter)");
+    let text = render(&data, r#"{{ template "idauth.text" . }}"#);
+    let (resolved, ended) = (text.find("Resolved:").unwrap(), text.find("No longer watched").unwrap());
+    let (bvn, nin) = (text.find("NG BVN").unwrap(), text.find("NG NIN_V2").unwrap());
+    assert!(resolved < nin && nin < ended && ended < bvn, "{text}");
 }
 
 // ---------------------------------------------------------------- inhibitions
@@ -178,6 +279,7 @@ fn a_notification_of_two_alerts_with_different_descriptions_shows_both() {
 struct Alertmanager {
     child: Child,
     url: String,
+    port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -190,6 +292,17 @@ impl Drop for Alertmanager {
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The body of a GET answered with 200, or None.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).ok()?;
+    let mut response = String::new();
+    let _ = s.read_to_string(&mut response);
+    let ok = response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200");
+    ok.then(|| response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
 }
 
 fn http_get_ok(port: u16, path: &str) -> bool {
@@ -235,7 +348,7 @@ fn start_alertmanager() -> Alertmanager {
         }
     }
     let Some(child) = child else { missing("prometheus-alertmanager", last_err.unwrap()) };
-    let mut am = Alertmanager { child, url: format!("http://127.0.0.1:{port}"), _dir: dir };
+    let mut am = Alertmanager { child, url: format!("http://127.0.0.1:{port}"), port, _dir: dir };
     // A real process: poll its readiness, up to a deadline a loaded machine cannot reach.
     let began = Instant::now();
     while !http_get_ok(port, "/-/ready") {
@@ -274,6 +387,16 @@ fn cases() -> Vec<(Vec<(&'static str, &'static str)>, bool)> {
         l.extend_from_slice(more);
         a(name, severity, &l)
     };
+    let ap = |name, severity, more: &[(&'static str, &'static str)]| {
+        let mut l = vec![("cluster", "ap"), ("job", "idauth-exporter")];
+        l.extend_from_slice(more);
+        a(name, severity, &l)
+    };
+    let sa = |name, severity, env: &'static str, more: &[(&'static str, &'static str)]| {
+        let mut l = vec![("cluster", "sa"), ("env", env), ("job", "idauth-exporter")];
+        l.extend_from_slice(more);
+        a(name, severity, &l)
+    };
     let ng_bvn = [("country", "NG"), ("id_type", "BVN")];
     vec![
         // Nobody watches cluster eu: one page, for the exporter...
@@ -285,6 +408,7 @@ fn cases() -> Vec<(Vec<(&'static str, &'static str)>, bool)> {
         (d("IdAuthExporterReplicaStalled", "warning", &[("instance", "10.0.0.2:9877")]), true),
         (d("IdAuthExporterPollsFailing", "warning", &[("instance", "10.0.0.2:9877")]), true),
         (d("IdAuthExporterUnauthorized", "critical", &[]), true),
+        (d("IdAuthExporterBlind", "critical", &[]), true),
         // ...but an open offline page stays open.
         (d("IdAuthorityOffline", "critical", &[("country", "KE"), ("id_type", "NATIONAL_ID")]), false),
         // Cluster us has the same job name and is watched: nothing of it is muted.
@@ -303,7 +427,23 @@ fn cases() -> Vec<(Vec<(&'static str, &'static str)>, bool)> {
         (ke("IdAuthExporterUnauthorized", "critical", &[]), false),
         (ke("IdAuthorityStatusUnknown", "warning", &[("country", "KE"), ("id_type", "NATIONAL_ID")]), true),
         (ke("IdAuthExporterPollsFailing", "warning", &[("instance", "10.2.0.1:9877")]), true),
-        (ke("IdAuthorityDataStale", "warning", &[("country", "KE"), ("id_type", "NATIONAL_ID")]), false),
+        (ke("IdAuthorityDataStale", "warning", &[("country", "KE"), ("id_type", "NATIONAL_ID")]), true),
+        // Cluster ap is blind (no poll succeeds: the provider unreachable, or crash loops):
+        // its page alone, not one warning per unknown pair or failing replica...
+        (ap("IdAuthExporterBlind", "critical", &[]), false),
+        (ap("IdAuthorityStatusUnknown", "warning", &ng_bvn), true),
+        (ap("IdAuthorityDataStale", "warning", &[("country", "GH"), ("id_type", "GHANA_CARD")]), true),
+        (ap("IdAuthExporterPollsFailing", "warning", &[("instance", "10.3.0.1:9877")]), true),
+        (ap("IdAuthExporterReplicaStalled", "warning", &[("instance", "10.3.0.2:9877")]), true),
+        // ...but its open pages, a replica down and a pair no longer watched still speak.
+        (ap("IdAuthorityOffline", "critical", &[("country", "ZA"), ("id_type", "NATIONAL_ID")]), false),
+        (ap("IdAuthExporterReplicaDown", "warning", &[("instance", "10.3.0.3:9877")]), false),
+        (ap("IdAuthorityNoLongerWatched", "info", &[("country", "UG"), ("id_type", "NIN")]), false),
+        // Cluster sa, env prod: the scheduler is stuck, so stale data is not the provider's
+        // fault; the same cluster's env staging is another deployment, and keeps its alert.
+        (sa("IdAuthExporterStalled", "critical", "prod", &[]), false),
+        (sa("IdAuthorityDataStale", "warning", "prod", &ng_bvn), true),
+        (sa("IdAuthorityDataStale", "warning", "staging", &ng_bvn), false),
         // The same alerts without a source: nothing muted (other job names).
         (
             a(
@@ -366,6 +506,117 @@ fn the_inhibitions_mute_only_what_they_are_about() {
                 .collect();
             panic!("the inhibitions disagree:\n{}", wrong.join("\n"));
         }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+// ---------------------------------------------------------------- grouping
+
+/// Adds one alert to a running Alertmanager with amtool.
+fn add_alert(url: &str, labels: &[(&str, &str)], description: &str) {
+    let mut args = vec![
+        "alert".to_owned(),
+        "add".to_owned(),
+        url.to_owned(),
+        "--annotation=summary=test".to_owned(),
+        format!("--annotation=description={description}"),
+    ];
+    args.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out) = amtool(&args);
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn storms_make_one_page_per_country_and_one_chat_message_per_alert() {
+    let am = start_alertmanager();
+    let url = format!("--alertmanager.url={}", am.url);
+    let job = ("job", "idauth-exporter");
+    // Six NG ID types offline at once in cluster eu, KE NATIONAL_ID too; NG BVN in us.
+    let ng = ["BVN", "NIN_V2", "NIN_SLIP", "PHONE_NUMBER", "BANK_ACCOUNT", "DRIVERS_LICENSE"];
+    for t in ng {
+        let labels = [
+            ("alertname", "IdAuthorityOffline"),
+            ("severity", "critical"),
+            ("cluster", "eu"),
+            job,
+            ("country", "NG"),
+            ("id_type", t),
+        ];
+        add_alert(&url, &labels, &format!("{t} offline"));
+    }
+    let ke = [
+        ("alertname", "IdAuthorityOffline"),
+        ("severity", "critical"),
+        ("cluster", "eu"),
+        job,
+        ("country", "KE"),
+        ("id_type", "NATIONAL_ID"),
+    ];
+    add_alert(&url, &ke, "KE offline");
+    let us = [
+        ("alertname", "IdAuthorityOffline"),
+        ("severity", "critical"),
+        ("cluster", "us"),
+        job,
+        ("country", "NG"),
+        ("id_type", "BVN"),
+    ];
+    add_alert(&url, &us, "NG BVN offline in us");
+    // Nobody watching in cluster ap: a page without a country.
+    add_alert(&url, &[("alertname", "IdAuthExporterBlind"), ("severity", "critical"), ("cluster", "ap"), job], "blind");
+    // Twenty pairs discovered at once with no provider data, and the replica whose polls fail.
+    let pairs: Vec<(String, String)> = (0..20).map(|i| (format!("X{}", i / 4), format!("TYPE_{}", i % 4))).collect();
+    for (c, t) in &pairs {
+        let labels = [
+            ("alertname", "IdAuthorityStatusUnknown"),
+            ("severity", "warning"),
+            ("cluster", "eu"),
+            job,
+            ("country", c.as_str()),
+            ("id_type", t.as_str()),
+        ];
+        add_alert(&url, &labels, &format!("{c} {t} unknown"));
+    }
+    let failing = [
+        ("alertname", "IdAuthExporterPollsFailing"),
+        ("severity", "warning"),
+        ("cluster", "eu"),
+        job,
+        ("instance", "10.0.0.1:9877"),
+    ];
+    add_alert(&url, &failing, "polls fail");
+
+    // (receiver, group labels, number of alerts), as Alertmanager groups them.
+    let expected: Vec<(String, String, usize)> = vec![
+        ("chat", "alertname=IdAuthExporterPollsFailing,cluster=eu,job=idauth-exporter", 1),
+        ("chat", "alertname=IdAuthorityStatusUnknown,cluster=eu,job=idauth-exporter", 20),
+        ("pager", "cluster=ap,job=idauth-exporter", 1),
+        ("pager", "cluster=eu,country=KE,job=idauth-exporter", 1),
+        ("pager", "cluster=eu,country=NG,job=idauth-exporter", 6),
+        ("pager", "cluster=us,country=NG,job=idauth-exporter", 1),
+    ]
+    .into_iter()
+    .map(|(r, l, n)| (r.to_owned(), l.to_owned(), n))
+    .collect();
+    let began = Instant::now();
+    loop {
+        let body = http_get(am.port, "/api/v2/alerts/groups").expect("GET /api/v2/alerts/groups");
+        let groups: Vec<Value> = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let mut got: Vec<(String, String, usize)> = groups
+            .iter()
+            .map(|g| {
+                let labels = g["labels"].as_object().unwrap();
+                let mut l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect();
+                l.sort();
+                (g["receiver"]["name"].as_str().unwrap().to_owned(), l.join(","), g["alerts"].as_array().unwrap().len())
+            })
+            .collect();
+        got.sort();
+        if got == expected {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(30), "the groups disagree:\n got {got:#?}\nwant {expected:#?}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }

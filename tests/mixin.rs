@@ -44,20 +44,32 @@ fn rendered_files_match_the_mixin() {
     );
 }
 
+/// The rule (alert or recording rule) of that name.
+fn rule<'a>(set: &'a Value, name: &str) -> &'a Value {
+    rules(set)
+        .into_iter()
+        .find(|r| r.get("alert").or(r.get("record")).and_then(Value::as_str) == Some(name))
+        .unwrap_or_else(|| panic!("no rule {name}"))
+}
+
 #[test]
-fn authority_rules_aggregate_away_replicas_by_default() {
+fn rules_aggregate_away_replicas_and_keep_every_other_label() {
     let mixin = jsonnet("local m = import 'mixin.libsonnet'; { alerts: m.prometheusAlerts, rules: m.prometheusRules }");
     let all: Vec<&Value> = rules(&mixin["alerts"]).into_iter().chain(rules(&mixin["rules"])).collect();
     assert!(all.len() > 10);
     for rule in all {
         let expr = rule["expr"].as_str().unwrap();
         let name = rule.get("alert").or(rule.get("record")).unwrap().as_str().unwrap();
-        assert!(!expr.contains("by (instance") && !expr.contains("pod"), "{name} groups by a replica's label: {expr}");
-        if name.starts_with("IdAuthority") || name.starts_with("country_id_type") {
-            // Either it reads per-authority recording rules only, or it aggregates to the
-            // authority itself.
-            let raw = expr.match_indices("idauth_").any(|(i, _)| !expr[..i].ends_with(':'));
-            assert!(!raw || expr.contains("by (job, country, id_type"), "{name} does not aggregate replicas: {expr}");
+        // `by (...)` keeps only the labels it names: a user's cluster, env or region
+        // label would be lost, and two clusters merged into one alert.
+        assert!(!expr.contains(" by ("), "{name} aggregates by named labels: {expr}");
+        if name.starts_with("IdAuthority") || name.starts_with("country_id_type") || name.starts_with("job:") {
+            // Either it reads recording rules only, or it aggregates the replicas away.
+            let raw = expr.match_indices("idauth_").any(|(i, _)| !expr[..i].ends_with(':')) || expr.contains("up{");
+            assert!(
+                !raw || expr.contains("without (instance, pod, node, container, endpoint, service"),
+                "{name} does not aggregate replicas: {expr}"
+            );
         }
     }
 }
@@ -67,6 +79,7 @@ fn a_users_config_reaches_every_rule_and_the_prometheus_rule() {
     let custom = jsonnet(
         "local m = (import 'mixin.libsonnet') + { _config+:: {
            selector: 'job=\"kyc-watch\"',
+           replicaLabels+: ['pod_ip'],
            groupLabels: ['cluster', 'job'],
            offlineConfirmationPolls: 3,
            pollPeriodSeconds: 300,
@@ -77,17 +90,23 @@ fn a_users_config_reaches_every_rule_and_the_prometheus_rule() {
     );
     let alerts = rules(&custom["alerts"]);
     let offline = alerts.iter().find(|a| a["alert"] == "IdAuthorityOffline").unwrap();
-    let expr = offline["expr"].as_str().unwrap();
-    assert!(expr.contains("on (cluster, job, country, id_type, state)"), "{expr}");
     // Three polls of 300 s: the first and the newest check 600 s apart, less half a period.
-    assert!(expr.trim_end().ends_with(">= 450"), "{expr}");
+    let incident = rule(&custom["rules"], "country_id_type:idauth_offline_incident_start:timestamp_seconds");
+    assert!(incident["expr"].as_str().unwrap().contains(">= 450"), "{incident}");
     assert_eq!(offline["annotations"]["runbook_url"], "https://wiki.example.com/idauth#idauthorityoffline");
+    // The descriptions query the alert's own series by every label it has (cluster and
+    // whatever else the user's series carry), not by a fixed list.
+    let description = offline["annotations"]["description"].as_str().unwrap();
     assert!(
-        offline["annotations"]["description"].as_str().unwrap().contains("cluster=%q,job=%q,country=%q,id_type=%q")
+        description.contains("range $k, $v := $labels") && description.contains("printf `{__name__="),
+        "{description}"
     );
     for rule in alerts.iter().chain(rules(&custom["rules"]).iter()) {
         let expr = rule["expr"].as_str().unwrap();
         assert!(!expr.contains("idauth-exporter"), "the default selector is left in {expr}");
+        if expr.contains("without (instance") {
+            assert!(expr.contains("without (instance, pod, node, container, endpoint, service, pod_ip"), "{expr}");
+        }
     }
     let stalled = alerts.iter().find(|a| a["alert"] == "IdAuthExporterStalled").unwrap();
     assert!(stalled["expr"].as_str().unwrap().ends_with("> 900"), "two periods of 300 s and 5 minutes: {stalled}");
@@ -99,15 +118,35 @@ fn a_users_config_reaches_every_rule_and_the_prometheus_rule() {
 }
 
 #[test]
-fn the_confirmation_policy_is_a_setting() {
-    let threshold = |polls: u32| -> String {
+fn the_confirmation_and_recovery_policies_are_settings() {
+    let threshold = |setting: &str, polls: u32, record: &str, before: &str| -> String {
         let v = jsonnet(&format!(
-            "local m = (import 'mixin.libsonnet') + {{ _config+:: {{ offlineConfirmationPolls: {polls} }} }};
-             [r for g in m.prometheusAlerts.groups for r in g.rules if r.alert == 'IdAuthorityOffline'][0].expr"
+            "local m = (import 'mixin.libsonnet') + {{ _config+:: {{ {setting}: {polls} }} }};
+             [r for g in m.prometheusRules.groups for r in g.rules if std.objectHas(r, 'record') && r.record == '{record}'][0].expr"
         ));
-        v.as_str().unwrap().trim_end().rsplit(' ').next().unwrap().to_owned()
+        let expr = v.as_str().unwrap();
+        let at = expr.find(before).unwrap_or_else(|| panic!("{before} not in {expr}")) + before.len();
+        expr[at..].split_whitespace().next().unwrap().to_owned()
     };
-    assert_eq!(threshold(1), "0", "one poll pages on the first offline check");
-    assert_eq!(threshold(2), "300", "two polls: checks 600 s apart, less half a period");
-    assert_eq!(threshold(4), "1500");
+    let offline = |polls| {
+        threshold(
+            "offlineConfirmationPolls",
+            polls,
+            "country_id_type:idauth_offline_incident_start:timestamp_seconds",
+            ">= ",
+        )
+    };
+    assert_eq!(offline(1), "0", "one poll pages on the first offline check");
+    assert_eq!(offline(2), "300", "two polls: checks 600 s apart, less half a period");
+    assert_eq!(offline(4), "1500");
+    let recovery = |polls| {
+        threshold(
+            "recoveryConfirmationPolls",
+            polls,
+            "country_id_type:idauth_offline_recovered:timestamp_seconds",
+            "- ",
+        )
+    };
+    assert_eq!(recovery(1), "300", "one poll resolves on the first online check");
+    assert_eq!(recovery(2), "900", "two polls: the second online check, 1200 s after the last offline one");
 }

@@ -136,3 +136,33 @@ fn the_unit_test_files_are_what_their_generator_writes() {
     let (ok, out) = run(generator.to_str().unwrap(), "python3", &["--check"], &prometheus_dir());
     assert!(ok, "edit the scenarios in deploy/prometheus/tests/generator, then run its generate script:\n{out}");
 }
+
+#[test]
+fn some_scenario_holds_a_storm_of_at_least_twenty_pairs() {
+    // The rules must stay cheap and correct at scale: at least one promtool case holds 20
+    // pairs or more (a storm), with series short enough for promtool's limits.
+    let dir = prometheus_dir();
+    let mut most = 0;
+    for file in test_files() {
+        for case in yaml(&dir.join(&file))["tests"].as_array().cloned().unwrap_or_default() {
+            let mut pairs: Vec<String> = case["input_series"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|s| {
+                    let series = s["series"].as_str()?;
+                    let label = |name: &str| {
+                        let at = series.find(&format!("{name}=\""))? + name.len() + 2;
+                        Some(series[at..].split('"').next()?.to_owned())
+                    };
+                    Some(format!("{} {}", label("country")?, label("id_type")?))
+                })
+                .collect();
+            pairs.sort();
+            pairs.dedup();
+            most = most.max(pairs.len());
+        }
+    }
+    assert!(most >= 20, "the largest promtool case watches {most} pairs");
+}

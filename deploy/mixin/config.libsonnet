@@ -1,6 +1,6 @@
 // The settings of the idauth-exporter mixin. Override any of them when you import it:
 //
-//   (import 'mixin.libsonnet') + { _config+:: { groupLabels: ['cluster', 'job'] } }
+//   (import 'mixin.libsonnet') + { _config+:: { replicaLabels+: ['pod_ip'] } }
 //
 // Durations are in seconds so that thresholds can be derived from them; the rules print
 // them as Prometheus durations.
@@ -8,11 +8,16 @@
   _config+:: {
     // Selects the exporter's series (and its `up` series) in every rule and panel.
     selector: 'job="idauth-exporter"',
-    // Labels that tell one deployment of watchers from another: kept on every authority
-    // alert and recording rule, and compared by the Alertmanager inhibitions. Never put a
-    // label here that differs between replicas (instance, pod): N replicas watching one
-    // authority must give one alert. Add 'cluster' (or 'namespace') when one Prometheus
-    // sees several deployments.
+    // Labels that differ between the replicas of one deployment: every rule aggregates them
+    // away (`without (...)`), and keeps every other label, as kubernetes-mixin does. So N
+    // replicas watching one authority give one alert, while the labels you add yourself
+    // (cluster, env, region, namespace, ...: target labels, external labels of a global
+    // ruler) stay on every alert and recording rule without being listed anywhere. Add a
+    // label here if your relabelling puts another per-replica label on the series.
+    replicaLabels: ['instance', 'pod', 'node', 'container', 'endpoint', 'service'],
+    // Labels the dashboard offers as variables and shows in its legends (the rules keep
+    // every label but replicaLabels whatever this says). Add 'cluster' when one Prometheus
+    // (or a global ruler) sees several deployments.
     groupLabels: ['job'],
     // The labels that name an ID authority on the exporter's series.
     authorityLabels: ['country', 'id_type'],
@@ -35,6 +40,13 @@
     // 2 (the default): a single offline poll between online ones never pages, two in a
     // row page within about 13 minutes of the first. 1 pages on the first offline poll.
     offlineConfirmationPolls: 2,
+    // Consecutive polls that must report something else than `offline` (online or
+    // interruption) before an open IdAuthorityOffline resolves: hysteresis, counted in the
+    // provider's checks like the confirmation. 2 (the default): an authority that comes back
+    // for a single check between offline ones stays one incident, one page; a real
+    // recovery resolves about 11 minutes after the first online poll. 1 resolves on the
+    // first online poll (and pages again if the next one is offline).
+    recoveryConfirmationPolls: 2,
     // Consecutive polls that must report `interruption` before IdAuthorityDegraded fires.
     interruptionConfirmationPolls: 3,
     // IdAuthorityFlapping: this many changes of state within the window.
@@ -46,10 +58,31 @@
     // IdAuthorityDataStale: the provider's own last check of an authority is older than this.
     providerStaleSeconds: 1800,
 
+    // IdAuthorityDataStale only fires while our own polls are fresh (a replica polled the
+    // pair successfully within this long): when our poller stops, the provider is not to
+    // blame (IdAuthExporterStalled or IdAuthExporterBlind say so).
+    ownPollFreshSeconds: self.pollPeriodSeconds + 300,
+    // A pair that no replica has served for this long, while the replicas serve other
+    // pairs, was removed from the configuration (or from the provider's catalogue): the
+    // rules forget it, its open alerts end (saying so, not as a recovery), and
+    // IdAuthorityNoLongerWatched (info) says so until `unwatchedReportSeconds` after the
+    // last replica served it.
+    unwatchedAfterSeconds: 15 * 60,
+    unwatchedReportSeconds: 3600,
+
     // IdAuthExporterDown and IdAuthExporterReplicaDown: scrapes failing for this long.
     exporterDownForSeconds: 600,
     // IdAuthExporterStalled: no poll cycle started for this long (two periods and 5 minutes).
     stalledAfterSeconds: 2 * self.pollPeriodSeconds + 300,
+    // IdAuthExporterBlind: some replica can be scraped, yet no replica has completed a
+    // successful poll for this long (counted from the last success, or from when the job
+    // was last seen down or without targets, whichever is later). It survives crash loops
+    // and restarts: it reads the last success of any replica, remembered by a recording
+    // rule, not a per-process gauge.
+    blindAfterSeconds: self.stalledAfterSeconds,
+    // IdAuthExporterReplicaStalled waits this long, so that a stall of every replica (whose
+    // heartbeats are a minute apart) never shows one replica stalled first.
+    replicaStalledForSeconds: self.pollPeriodSeconds,
     // IdAuthExporterPollsFailing: the share of a replica's polls that failed over 30 minutes.
     pollFailureRatio: 0.5,
     // IdAuthExporterUnauthorized: no poll of any replica has succeeded, and some were

@@ -11,15 +11,27 @@
   // `a, b, c` for `by (...)` and `on (...)` clauses.
   labelList(labels):: std.join(', ', labels),
 
-  // A Go-template query of `metric` for the alert's own authority, with `body` applied to
-  // its first value, or `fallback` when there is none. Every label in `labels` is taken
-  // from the alert, so the answer is the same whatever replica's data it came from.
-  // `matchers` (such as 'state="offline"') narrow it further.
-  templateQuery(metric, labels, body, fallback, matchers=[])::
-    '{{ with printf `%s{%s}` %s | query }}{{ . | first | value | %s }}{{ else }}%s{{ end }}' % [
-      metric,
-      std.join(',', matchers + ['%s=%%q' % l for l in labels]),
-      std.join(' ', ['$labels.%s' % l for l in labels]),
+  // `without (a, b, c)`.
+  without(labels):: 'without (%s)' % std.join(', ', labels),
+
+  // Go-template prelude of an annotation that queries the alert's own series: `$all` holds
+  // a matcher for every label of the alert (`,job="...",country="..."`, whatever labels
+  // the user's series carry: cluster, env, ...), `$group` the same without `authority`
+  // (the labels of the deployment). An alert's $labels are its expression's labels.
+  templateMatchers(authority)::
+    '{{ $all := "" }}{{ $group := "" }}{{ range $k, $v := $labels }}{{ if ne $k "__name__" }}'
+    + '{{ $all = printf "%s,%s=%q" $all $k $v }}'
+    + std.join('', ['{{ if ne $k "%s" }}' % l for l in authority])
+    + '{{ $group = printf "%s,%s=%q" $group $k $v }}'
+    + std.join('', ['{{ end }}' for l in authority])
+    + '{{ end }}{{ end }}',
+
+  // A Go-template query of `metric` for the alert's own series (every label of the alert,
+  // from `templateMatchers`' `$all`), with `body` applied to its first value, or `fallback`
+  // when there is none. `matchers` (such as 'state="offline"') narrow it further.
+  templateQuery(metric, body, fallback, matchers=[])::
+    '{{ with printf `{%s%%s}` $all | query }}{{ . | first | value | %s }}{{ else }}%s{{ end }}' % [
+      std.join(',', ['__name__="%s"' % metric] + matchers),
       body,
       fallback,
     ],

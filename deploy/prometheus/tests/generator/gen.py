@@ -19,22 +19,36 @@ def rates(r):
     return 'Last 10-minute window: %s success; last hour: %s.' % (pct(r10), pct(r1h))
 
 
-def auth(alert, sev, c='NG', t='BVN'):
-    return {'alertname': alert, 'severity': sev, 'job': JOB, 'country': c, 'id_type': t}
+def auth(alert, sev, c='NG', t='BVN', extra=None):
+    return dict({'alertname': alert, 'severity': sev, 'job': JOB, 'country': c, 'id_type': t}, **(extra or {}))
 
 
-def offline(since, r=RATES['offline'], c='NG', t='BVN'):
-    return (auth('IdAuthorityOffline', 'critical', c, t), {
+UNWATCHED = ("No replica of idauth-exporter serves this pair any more, while they serve others: it was removed "
+             "from the configuration (or from the provider's catalogue). This alert ends because the pair is no "
+             "longer watched, not because the authority recovered.")
+
+
+def offline(since, r=RATES['offline'], c='NG', t='BVN', extra=None, unwatched=False):
+    return (auth('IdAuthorityOffline', 'critical', c, t, extra), {
         'summary': 'ID authority offline: %s %s' % (c, t),
         'description': 'Smile ID reports %s as offline: jobs against it fail with result code 1015. %s Offline since %s.' % (WHAT.format(c=c, t=t), rates(r), ts(since)),
-        'runbook_url': RB + 'idauthorityoffline'})
+        'runbook_url': RB + 'idauthorityoffline',
+        'unwatched': UNWATCHED if unwatched else ''})
 
 
-def degraded(since, r=RATES['interruption'], c='NG', t='BVN'):
-    return (auth('IdAuthorityDegraded', 'warning', c, t), {
+def degraded(since, r=RATES['interruption'], c='NG', t='BVN', extra=None, unwatched=False):
+    return (auth('IdAuthorityDegraded', 'warning', c, t, extra), {
         'summary': 'ID authority degraded: %s %s' % (c, t),
         'description': 'Smile ID reports an interruption of %s: some jobs fail with result code 1015. %s Degraded since %s.' % (WHAT.format(c=c, t=t), rates(r), ts(since)),
-        'runbook_url': RB + 'idauthoritydegraded'})
+        'runbook_url': RB + 'idauthoritydegraded',
+        'unwatched': UNWATCHED if unwatched else ''})
+
+
+def no_longer_watched(c='NG', t='BVN', extra=None):
+    return (auth('IdAuthorityNoLongerWatched', 'info', c, t, extra), {
+        'summary': 'ID authority no longer watched: %s %s' % (c, t),
+        'description': "No replica of idauth-exporter has served %s %s for 15m, while they serve other pairs: it was removed from the configuration (or from the provider's catalogue, with discovery on). Its alerts have ended without a recovery, and its state is no longer known. Nothing to do if the removal was intended." % (c, t),
+        'runbook_url': RB + 'idauthoritynolongerwatched'})
 
 
 def flapping(n, r, c='NG', t='BVN'):
@@ -44,8 +58,8 @@ def flapping(n, r, c='NG', t='BVN'):
         'runbook_url': RB + 'idauthorityflapping'})
 
 
-def unknown(last, c='NG', t='BVN'):
-    return (auth('IdAuthorityStatusUnknown', 'warning', c, t), {
+def unknown(last, c='NG', t='BVN', extra=None):
+    return (auth('IdAuthorityStatusUnknown', 'warning', c, t, extra), {
         'summary': 'ID authority status unknown: %s %s' % (c, t),
         'description': 'No replica of idauth-exporter has had a fresh status of %s for 10m: its polls fail (for longer than the exporter keeps data), the provider has no data for the pair, or it reports a status the exporter does not know. Last observed: %s.' % (WHAT.format(c=c, t=t), ts(last) if last is not None else 'never'),
         'runbook_url': RB + 'idauthoritystatusunknown'})
@@ -54,19 +68,19 @@ def unknown(last, c='NG', t='BVN'):
 def stale(age, c='NG', t='BVN'):
     return (auth('IdAuthorityDataStale', 'warning', c, t), {
         'summary': 'Stale provider data: %s %s' % (c, t),
-        'description': "Smile ID last checked %s %s ago, although the polls succeed: the provider's own monitoring of it has stopped, and its reported state may be old." % (WHAT.format(c=c, t=t), hdur(age)),
+        'description': "Smile ID last checked %s %s ago, although our polls succeed: the provider's own monitoring of it has stopped, and its reported state may be old." % (WHAT.format(c=c, t=t), hdur(age)),
         'runbook_url': RB + 'idauthoritydatastale'})
 
 
-def down():
-    return ({'alertname': 'IdAuthExporterDown', 'severity': 'critical', 'job': JOB}, {
+def down(extra=None):
+    return (dict({'alertname': 'IdAuthExporterDown', 'severity': 'critical', 'job': JOB}, **(extra or {})), {
         'summary': 'idauth-exporter is down: nobody watches the ID authorities',
         'description': 'Prometheus cannot scrape any replica of idauth-exporter (%s), or has no such target: nobody is watching the ID authorities. Open pages stay open as last observed; new outages cannot page.' % JOB,
         'runbook_url': RB + 'idauthexporterdown'})
 
 
-def replica_down(inst):
-    return ({'alertname': 'IdAuthExporterReplicaDown', 'severity': 'warning', 'job': JOB, 'instance': inst}, {
+def replica_down(inst, extra=None):
+    return (dict({'alertname': 'IdAuthExporterReplicaDown', 'severity': 'warning', 'job': JOB, 'instance': inst}, **(extra or {})), {
         'summary': 'idauth-exporter replica %s is down' % inst,
         'description': 'Prometheus cannot scrape %s; other replicas still watch the ID authorities, so nothing is missed, but there is no spare.' % inst,
         'runbook_url': RB + 'idauthexporterreplicadown'})
@@ -77,6 +91,13 @@ def stalled(age):
         'summary': 'idauth-exporter: no replica has polled for %s' % hdur(age),
         'description': 'Every replica of idauth-exporter is up, but none has started a poll cycle for %s (the schedule runs every 10m): every state it serves is going stale.' % hdur(age),
         'runbook_url': RB + 'idauthexporterstalled'})
+
+
+def blind(age, extra=None):
+    return (dict({'alertname': 'IdAuthExporterBlind', 'severity': 'critical', 'job': JOB}, **(extra or {})), {
+        'summary': 'idauth-exporter is blind: no successful poll for %s' % hdur(age),
+        'description': 'Prometheus can scrape idauth-exporter (%s), but no replica has completed a successful poll of Smile ID for %s: nobody is watching the ID authorities, and a new outage cannot page. Either every poll fails (the provider unreachable: idauth_poll_failures_total by reason) or the replicas crash before they finish one (restarts: changes(process_start_time_seconds[1h])). Open pages stay open as last observed.' % (JOB, hdur(age)),
+        'runbook_url': RB + 'idauthexporterblind'})
 
 
 def replica_stalled(inst, age):

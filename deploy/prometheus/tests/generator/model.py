@@ -53,19 +53,24 @@ def compress(vals):
 
 
 class Provider:
-    """Smile ID's checks: one every 10 minutes (at minute 10k), state per check."""
+    """Smile ID's checks: one every 10 minutes (at minute 10k), state per check.
+    `skew`: seconds the provider adds to the time it stamps on every check (3600: a clock
+    stamping local time as UTC, an hour ahead); `stamps`: {k: the time stamped on check k}
+    for single wrong stamps (a response dated 2100)."""
 
-    def __init__(self, states, rates=None):
+    def __init__(self, states, rates=None, skew=0, stamps=None):
         # states: list indexed by k (check at minute 10k)
         self.states = states
         self.rates = rates or {}
+        self.skew = skew
+        self.stamps = stamps or {}
 
     def check_at(self, minute):
         k = minute // 10
         k = min(k, len(self.states) - 1)
         st = self.states[k]
         r = self.rates.get(k, RATES.get(st))
-        return k * 600, st, r
+        return self.stamps.get(k, k * 600 + self.skew), st, r
 
 
 class Replica:
@@ -77,12 +82,23 @@ class Replica:
     it, the restarted process serves what it knew (its last poll result while fresh, and
     the since of its run); without it, it starts with nothing, as a new pod does.
     `scraped_from`: the process runs (and polls) from `start`, but Prometheus has its
-    series only from this minute (a Prometheus started, or having lost its data, later)."""
+    series only from this minute (a Prometheus started, or having lost its data, later).
+    `clamps`: the exporter bounds the provider's last_checked (and so its since) by the
+    poll that brought it, as it does now; False models an older exporter that serves the
+    provider's stamp as it came. `labels`: more target labels (cluster, ...). `pairs_until`:
+    {pair: minute} from which the replica no longer serves the pair (removed from its
+    configuration by a reload); `pairs_from`: {pair: minute} from which it serves the pair
+    (discovered, or added by a reload)."""
 
     def __init__(self, instance, start, end, polls=None, fail=None, down=(), absent=(),
-                 stalled_from=None, counter_base=0, store=False, scraped_from=None):
+                 stalled_from=None, counter_base=0, store=False, scraped_from=None,
+                 clamps=True, labels=None, pairs_until=None, pairs_from=None):
         self.instance, self.start, self.end = instance, start, end
         self.store = store
+        self.clamps = clamps
+        self.extra = labels or {}
+        self.pairs_until = pairs_until or {}
+        self.pairs_from = pairs_from or {}
         self.scraped_from = scraped_from if scraped_from is not None else start
         self.polls = polls if polls is not None else [m for m in range(start, end) if m % 10 == 1]
         self.fail = fail or {}
@@ -92,6 +108,7 @@ class Replica:
 
     def labels(self, **kw):
         d = {'job': JOB, 'instance': self.instance}
+        d.update(self.extra)
         d.update(kw)
         return d
 
@@ -111,10 +128,16 @@ def series_for(replica, provider, pairs, length):
         last_ok_poll = None
         since = None  # the start of the current run of the observed state, provider time
         polls = fails = 0
-        fails_by = {'timeout': 0, 'unauthorized': 0}
+        # The exporter serves every reason from 0; the scenarios show those they use.
+        # A provider state of None: the provider has no data for the pair (`no_data`).
+        used = set(r.fail.values()) | ({'no_data'} if None in prov.states else set())
+        reasons = ['timeout', 'unauthorized'] + sorted(used - {'timeout', 'unauthorized'})
+        fails_by = {k: 0 for k in reasons}
         last_success = None
+        until = r.pairs_until.get((country, id_type), length)
+        since_minute = r.pairs_from.get((country, id_type), 0)
         for m in range(length):
-            if m < r.start or m >= r.end or m in r.absent:
+            if m < r.start or m >= r.end or m in r.absent or m >= until or m < since_minute:
                 continue
             if m in r.down:  # the process is dead: it restarts with its store, or with nothing
                 if not r.store:
@@ -125,17 +148,22 @@ def series_for(replica, provider, pairs, length):
                 continue
             if m in r.polls and (r.stalled_from is None or m < r.stalled_from):
                 polls += 1
-                if m in r.fail:
+                reason = r.fail.get(m) or (None if prov.check_at(m)[1] is not None else 'no_data')
+                if reason:
                     fails += 1
-                    fails_by[r.fail[m]] = fails_by.get(r.fail[m], 0) + 1
+                    fails_by[reason] = fails_by.get(reason, 0) + 1
                     last_success = 0
                 else:
                     new = prov.check_at(m)
+                    # The exporter takes a last_checked later than its poll as the poll's
+                    # time (an older one does not).
+                    checked = min(new[0], m * 60) if r.clamps else new[0]
+                    new = (checked,) + new[1:]
                     # The run goes on while the state is the same and the data stayed fresh
                     # in between (no gap longer than max_data_age); otherwise it starts at
-                    # this check's last_checked (clamped to the poll time).
+                    # this check's last_checked.
                     if not (data is not None and data[1] == new[1] and (m - last_ok_poll) * 60 <= MAX_AGE):
-                        since = min(new[0], m * 60)
+                        since = new[0]
                     data = new
                     last_ok_poll = m
                     last_success = 1
@@ -145,7 +173,7 @@ def series_for(replica, provider, pairs, length):
             # Fresh while the check is at most max_data_age old. The exporter counts from its
             # poll, a minute after the check when on time, so it turns unknown a minute later
             # than this; kept on the check so that the scenarios' minutes stay as they were.
-            fresh = data is not None and m * 60 - data[0] <= MAX_AGE
+            fresh = data is not None and m * 60 - min(data[0], last_ok_poll * 60) <= MAX_AGE
             state = data[1] if fresh else 'unknown'
             if data is not None:
                 # Stale: since when the data went stale (last success + max_data_age).
@@ -163,6 +191,8 @@ def series_for(replica, provider, pairs, length):
             put('idauth_polls_total', lab, m, r.counter_base + polls)
             for reason, n in fails_by.items():
                 put('idauth_poll_failures_total', dict(lab, reason=reason), m, n)
+    # The heartbeat: the start of the last poll cycle, the process's start until then
+    # (a restart sets it to the restart).
     last_cycle = None
     for m in range(length):
         if m < r.start or m >= r.end or m in r.absent:
@@ -170,6 +200,8 @@ def series_for(replica, provider, pairs, length):
         if m in r.down:
             last_cycle = None
         elif m in r.polls and (r.stalled_from is None or m < r.stalled_from):
+            last_cycle = m
+        elif last_cycle is None:
             last_cycle = m
         if m < r.scraped_from:
             continue
@@ -186,9 +218,11 @@ def add_stale(replica, out, length):
     gone = lambda m: m < r.scraped_from or m >= r.end or m in r.absent
     for key, vals in out.items():
         is_up = key.startswith('up{')
+        until = min([m for (c, t), m in r.pairs_until.items()
+                     if 'country="%s",id_type="%s"' % (c, t) in key] or [length])
         for m in range(1, length):
             was = vals[m - 1] is not None and vals[m - 1] != 'stale'
-            if was and vals[m] is None and (gone(m) or (m in r.down and not is_up)):
+            if was and vals[m] is None and (gone(m) or m >= until or (m in r.down and not is_up)):
                 vals[m] = 'stale'
 
 
