@@ -54,8 +54,7 @@ pub struct HistoryQuery {
 }
 
 fn parse_time(name: &str, v: &str) -> Result<DateTime<Utc>, HistoryQueryError> {
-    let v = v.replace("%3A", ":").replace("%3a", ":").replace("%2B", "+").replace("%2b", "+");
-    DateTime::parse_from_rfc3339(&v).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+    DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&Utc)).map_err(|_| {
         HistoryQueryError::BadRequest(format!("{name} must be an RFC 3339 time such as 2026-12-01T00:00:00Z"))
     })
 }
@@ -65,14 +64,17 @@ impl HistoryQuery {
     pub fn parse(query: &str, now: DateTime<Utc>, retention: TimeDelta) -> Result<HistoryQuery, HistoryQueryError> {
         let bad = |m: &str| HistoryQueryError::BadRequest(m.to_owned());
         let (mut country, mut id_type, mut range, mut from, mut to, mut format) = (None, None, None, None, None, None);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=').unwrap_or((pair, "")) {
-                ("country", v) => country = Some(v),
-                ("id_type", v) => id_type = Some(v),
-                ("range", v) => range = Some(v),
-                ("from", v) => from = Some(parse_time("from", v)?),
-                ("to", v) => to = Some(parse_time("to", v)?),
-                ("format", v) => {
+        // Decoded as browsers and curl encode a query (`%3A`, `%2B`; `+` is a space).
+        let decoded: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        for (key, v) in &decoded {
+            let v = v.as_str();
+            match key.as_str() {
+                "country" => country = Some(v),
+                "id_type" => id_type = Some(v),
+                "range" => range = Some(v),
+                "from" => from = Some(parse_time("from", v)?),
+                "to" => to = Some(parse_time("to", v)?),
+                "format" => {
                     format = Some(Format::parse(v).ok_or_else(|| bad("format must be csv or json"))?);
                 }
                 _ => {}

@@ -133,7 +133,8 @@ impl Site {
 
     /// The plain landing page (no history).
     fn landing_page(&self) -> String {
-        pages::landing_page(&pages::landing_status(&self.store.now(self.clock.now()), self.clock.now()), self.refresh())
+        let now = self.clock.now();
+        pages::landing_page(&pages::landing_status(&self.store.now(now), now), self.refresh())
     }
 }
 
