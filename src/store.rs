@@ -243,11 +243,7 @@ impl Store {
         let mut fresh: BTreeMap<Target, Pair> = replayed.into_iter().collect();
         let mut kept: BTreeMap<Target, Pair> = BTreeMap::new();
         for t in targets {
-            if let Some(p) = inner.pairs.remove(t).or_else(|| fresh.remove(t)) {
-                kept.insert(t.clone(), p);
-            } else {
-                kept.insert(t.clone(), Pair::default());
-            }
+            kept.insert(t.clone(), inner.pairs.remove(t).or_else(|| fresh.remove(t)).unwrap_or_default());
         }
         inner.pairs = kept;
         inner.order = targets.to_vec();
