@@ -17,7 +17,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use prometheus::{IntCounterVec, Opts};
 use serde::Serialize;
 
-use crate::history::timeline::{self, Cell, Segment, Timeline, Uptime};
+use crate::history::events::Change;
+use crate::history::timeline::{self, Cell, Run, Segment, Timeline, Uptime};
 use crate::history::{History, Point};
 use crate::model::{AuthorityState, FailureReason, Observation, PollError, Target, timestamp, to_millis};
 
@@ -319,11 +320,31 @@ impl Store {
         let valid = self.valid();
         let mut inner = self.write();
         let Some(pair) = inner.pairs.get_mut(target) else { return };
+        let before = pair.timeline.last_known();
+        pair.timeline.observe(&point, valid);
         if let Some(h) = self.history.get() {
-            h.append(target, point.clone());
+            match changed(before, pair.timeline.run()) {
+                Some((from, run)) => {
+                    let change = Change {
+                        seq: 0,
+                        id: Change::id_for(target, run.state, run.since),
+                        target: target.clone(),
+                        from,
+                        to: run.state,
+                        since: run.since,
+                        detected: at,
+                        rate_10m: point.rate_10m,
+                        rate_1h: point.rate_1h,
+                        last_checked: point.last_checked,
+                    };
+                    tracing::info!(pair = %target, from = from.as_str(), to = run.state.as_str(),
+                        since = %timestamp::format(&run.since), "the authority's state changed");
+                    h.append_change(target, point.clone(), change);
+                }
+                None => h.append(target, point.clone()),
+            }
             pair.timeline.forget_before(at - h.retention());
         }
-        pair.timeline.observe(&point, valid);
         pair.counts.polls += 1;
         pair.counts.unrecognized += u64::from(observation.unrecognized_status.is_some());
         pair.observation = Some(observation);
@@ -437,6 +458,14 @@ impl Store {
         let points = timeline.recent(from).into_iter().take_while(|p| p.time < to).collect();
         Some((points, timeline.recent_since()))
     }
+}
+
+/// The change a poll made, if it began a run of a known state other than the last known
+/// one: the state it changed from, and the new run. The first state ever learnt is not a
+/// change (there is nothing it changed from).
+fn changed(before: Option<AuthorityState>, run: Option<&Run>) -> Option<(AuthorityState, Run)> {
+    let (from, run) = (before?, *run?);
+    (run.state != AuthorityState::Unknown && run.state != from).then_some((from, run))
 }
 
 /// How many times the state changed between consecutive known segments.

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
-use super::{HistoryError, HistoryMetrics, Message, Point};
+use super::events::{Change, Page, Query};
+use super::{HistoryError, HistoryMetrics, Message, Outbox, OutboxOp, OutboxRow, Point, Record};
 use crate::model::{AuthorityState, Target};
 
 /// Key: the pair as `CC/ID_TYPE`, a zero byte, then the time (big-endian milliseconds, sign
@@ -18,6 +19,13 @@ use crate::model::{AuthorityState, Target};
 const POINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("points_v2");
 /// The layout of the first release, keyed by time then pair; moved into [`POINTS`] at open.
 const POINTS_V1: TableDefinition<&[u8], &[u8]> = TableDefinition::new("points_v1");
+/// Key: [`Change::seq`]; value: [`Change::encode`]d change.
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes_v1");
+/// Key: the webhook's name, a zero byte, then the change's `seq` (big-endian); value: the
+/// attempts made (4 bytes) and when to try next (8 bytes of Unix milliseconds), big-endian.
+const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox_v1");
+/// The outbox's cursor: `routed`, the last change handed to the webhooks.
+const NOTIFY: TableDefinition<&str, u64> = TableDefinition::new("notify_v1");
 /// How often retention runs (and at open).
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// How long after a failure the writer tries the database again.
@@ -47,6 +55,21 @@ fn key(target: &Target, at: DateTime<Utc>) -> Vec<u8> {
     let mut k = pair_prefix(target);
     k.extend_from_slice(&time_key(at));
     k
+}
+
+fn outbox_key(webhook: &str, seq: u64) -> Vec<u8> {
+    let mut k = webhook.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn outbox_row(k: &[u8], v: &[u8]) -> Option<OutboxRow> {
+    let (name, seq) = k.split_at_checked(k.len().checked_sub(9)?)?;
+    let seq = u64::from_be_bytes(seq.get(1..)?.try_into().ok()?);
+    let attempts = u32::from_be_bytes(v.get(..4)?.try_into().ok()?);
+    let next_at = DateTime::from_timestamp_millis(i64::from_be_bytes(v.get(4..12)?.try_into().ok()?))?;
+    Some(OutboxRow { webhook: String::from_utf8(name.to_vec()).ok()?, seq, attempts, next_at })
 }
 
 /// The pair part of a key (with its zero byte) and the time.
@@ -142,8 +165,11 @@ impl Disk {
             Err(e) => return Err(redb::Error::from(e).into()),
         };
         let tx = self.db.begin_write().map_err(redb::Error::from)?;
-        // Creating the table at once proves the file writable.
+        // Creating the tables at once proves the file writable.
         tx.open_table(POINTS).map_err(redb::Error::from)?;
+        tx.open_table(CHANGES).map_err(redb::Error::from)?;
+        tx.open_table(OUTBOX).map_err(redb::Error::from)?;
+        tx.open_table(NOTIFY).map_err(redb::Error::from)?;
         if !has_v1 {
             tx.commit().map_err(redb::Error::from)?;
             return Ok(());
@@ -219,16 +245,94 @@ impl Disk {
         Ok(out)
     }
 
-    pub(super) fn write(&self, batch: &[(Target, Point)]) -> Result<(), redb::Error> {
+    /// Writes `batch` in order, in one transaction: a change is there with its poll result
+    /// or neither is.
+    pub(super) fn write(&self, batch: &[Record]) -> Result<(), redb::Error> {
         let tx = self.db.begin_write()?;
         {
-            let mut table = tx.open_table(POINTS)?;
-            for (t, p) in batch {
-                table.insert(key(t, p.time).as_slice(), encode(p).as_slice())?;
+            let mut points = tx.open_table(POINTS)?;
+            let mut changes = tx.open_table(CHANGES)?;
+            let mut outbox = tx.open_table(OUTBOX)?;
+            let mut notify = tx.open_table(NOTIFY)?;
+            for r in batch {
+                match r {
+                    Record::Point(t, p) => {
+                        points.insert(key(t, p.time).as_slice(), encode(p).as_slice())?;
+                    }
+                    Record::Change(c) => {
+                        changes.insert(c.seq, c.encode().as_slice())?;
+                    }
+                    Record::Outbox(OutboxOp::Put(row)) => {
+                        let mut v = row.attempts.to_be_bytes().to_vec();
+                        v.extend_from_slice(&row.next_at.timestamp_millis().to_be_bytes());
+                        outbox.insert(outbox_key(&row.webhook, row.seq).as_slice(), v.as_slice())?;
+                    }
+                    Record::Outbox(OutboxOp::Delete { webhook, seq }) => {
+                        outbox.remove(outbox_key(webhook, *seq).as_slice())?;
+                    }
+                    Record::Outbox(OutboxOp::Routed(seq)) => {
+                        notify.insert("routed", *seq)?;
+                    }
+                }
             }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The newest `n` changes in `seq` order, and whether they are all the store has.
+    pub(super) fn last_changes(&self, n: usize) -> Result<(std::collections::VecDeque<Change>, bool), HistoryError> {
+        let tx = self.db.begin_read().map_err(redb::Error::from)?;
+        let table = tx.open_table(CHANGES).map_err(redb::Error::from)?;
+        let mut out = std::collections::VecDeque::new();
+        let mut rows = table.iter().map_err(redb::Error::from)?.rev();
+        for row in rows.by_ref().take(n) {
+            let (_, v) = row.map_err(redb::Error::from)?;
+            if let Some(c) = Change::decode(v.value()) {
+                out.push_front(c);
+            }
+        }
+        Ok((out, rows.next().is_none()))
+    }
+
+    /// A page of the stored changes.
+    pub(super) fn changes(&self, query: Query) -> Result<Page, HistoryError> {
+        let tx = self.db.begin_read().map_err(redb::Error::from)?;
+        let table = tx.open_table(CHANGES).map_err(redb::Error::from)?;
+        let (from, to) = (query.after.map_or(0, |a| a.saturating_add(1)), query.before.unwrap_or(u64::MAX));
+        let range = table.range(from..to).map_err(redb::Error::from)?;
+        let decode = |row: Result<(redb::AccessGuard<'_, u64>, redb::AccessGuard<'_, &[u8]>), redb::StorageError>| {
+            row.ok().and_then(|(_, v)| Change::decode(v.value()))
+        };
+        let mut changes: Vec<Change>;
+        let more;
+        if query.after.is_some() {
+            let mut it = range.filter_map(decode);
+            changes = it.by_ref().take(query.limit).collect();
+            more = it.next().is_some();
+            changes.reverse();
+        } else {
+            let mut it = range.rev().filter_map(decode);
+            changes = it.by_ref().take(query.limit).collect();
+            more = it.next().is_some();
+        }
+        Ok(Page { changes, more })
+    }
+
+    /// What the webhooks' outbox holds.
+    pub(super) fn outbox(&self) -> Result<Outbox, HistoryError> {
+        let tx = self.db.begin_read().map_err(redb::Error::from)?;
+        let notify = tx.open_table(NOTIFY).map_err(redb::Error::from)?;
+        let routed = notify.get("routed").map_err(redb::Error::from)?.map_or(0, |v| v.value());
+        let table = tx.open_table(OUTBOX).map_err(redb::Error::from)?;
+        let mut rows = Vec::new();
+        for row in table.iter().map_err(redb::Error::from)? {
+            let (k, v) = row.map_err(redb::Error::from)?;
+            if let Some(r) = outbox_row(k.value(), v.value()) {
+                rows.push(r);
+            }
+        }
+        Ok(Outbox { routed, rows })
     }
 
     /// Deletes every pair's points before `cutoff`: one range deletion per pair.
@@ -253,6 +357,12 @@ impl Disk {
                     *last = 1;
                 }
             }
+            // Changes in `seq` order are in time order: the old ones are the first.
+            let mut changes = tx.open_table(CHANGES)?;
+            let cutoff_ms = cutoff.timestamp_millis();
+            changes.retain_in(0..u64::MAX, |_, v| {
+                Change::decode(v).is_none_or(|c| c.detected.timestamp_millis() >= cutoff_ms)
+            })?;
         }
         tx.commit()?;
         Ok(())
@@ -271,14 +381,20 @@ pub(super) fn writer(
 ) {
     let current = || shared.read().unwrap_or_else(|p| p.into_inner()).clone();
     let set = |disk: Option<Arc<Disk>>| *shared.write().unwrap_or_else(|p| p.into_inner()) = disk;
-    let mut pending: Vec<(Target, Point)> = Vec::new();
+    let mut pending: Vec<Record> = Vec::new();
     let mut last_retention: Option<Instant> = None;
     let mut last_failure = current().is_none().then(Instant::now);
     let mut open = true;
     while open {
         let (mut flushes, mut jobs) = (Vec::new(), Vec::new());
         let mut take = |m| match m {
-            Message::Append(t, p) => pending.push((t, p)),
+            Message::Append(t, p, change) => {
+                pending.push(Record::Point(t, p));
+                if let Some(c) = change {
+                    pending.push(Record::Change(c));
+                }
+            }
+            Message::Outbox(ops) => pending.extend(ops.into_iter().map(Record::Outbox)),
             Message::Flush(done) => flushes.push(done),
             Message::Run(job) => jobs.push(job),
         };

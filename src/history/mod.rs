@@ -9,6 +9,7 @@
 //! exporter carries on from memory: a disk problem never stops polling or serving.
 
 mod disk;
+pub mod events;
 pub mod export;
 pub mod synthetic;
 pub mod timeline;
@@ -26,6 +27,7 @@ use serde::Serialize;
 use prometheus::{IntCounterVec, IntGauge, Opts};
 
 use crate::model::{AuthorityState, Observation, Rate, Target};
+use events::{Change, Page, Query};
 
 /// The default of `--storage.retention`.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -144,10 +146,61 @@ pub(crate) fn push_sorted(q: &mut VecDeque<Packed>, p: Packed) {
 }
 
 enum Message {
-    Append(Target, Point),
+    /// A poll result, and the change of state it showed: written in one transaction.
+    Append(Target, Point, Option<Box<Change>>),
+    /// Changes to the webhooks' outbox.
+    Outbox(Vec<OutboxOp>),
     Flush(mpsc::Sender<()>),
     Run(Job),
 }
+
+/// One thing to write, in the order it came.
+pub(crate) enum Record {
+    Point(Target, Point),
+    Change(Box<Change>),
+    Outbox(OutboxOp),
+}
+
+/// A delivery waiting in a webhook's outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// The webhook's name.
+    pub webhook: String,
+    /// The change's [`Change::seq`].
+    pub seq: u64,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When to try next.
+    pub next_at: DateTime<Utc>,
+}
+
+/// A change to the webhooks' outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutboxOp {
+    /// Adds or updates a delivery.
+    Put(OutboxRow),
+    /// Removes a delivery (delivered, or given up).
+    Delete {
+        /// The webhook's name.
+        webhook: String,
+        /// The change's [`Change::seq`].
+        seq: u64,
+    },
+    /// Every change up to this `seq` has been handed to the webhooks it concerns.
+    Routed(u64),
+}
+
+/// What the outbox held at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outbox {
+    /// Every change up to this `seq` was handed to the webhooks it concerns.
+    pub routed: u64,
+    /// The deliveries waiting.
+    pub rows: Vec<OutboxRow>,
+}
+
+/// The changes kept in memory (the newest), for the feeds and the webhooks.
+const CHANGES_IN_MEMORY: usize = 4096;
 
 /// Work for the writer's thread ([`History::run_on_writer`]).
 pub type Job = Box<dyn FnOnce() + Send>;
@@ -172,12 +225,12 @@ impl Queue {
         (Queue { tx, waiting: waiting.clone() }, Inbox { rx, waiting })
     }
 
-    fn append(&self, target: Target, point: Point) -> Result<(), QueueError> {
+    fn append(&self, target: Target, point: Point, change: Option<Box<Change>>) -> Result<(), QueueError> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= QUEUE {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(QueueError::Full);
         }
-        self.tx.send(Message::Append(target, point)).map_err(|_| {
+        self.tx.send(Message::Append(target, point, change)).map_err(|_| {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             QueueError::Closed
         })
@@ -233,6 +286,27 @@ pub struct History {
     thread: Option<std::thread::JoinHandle<()>>,
     metrics: HistoryMetrics,
     path: Option<PathBuf>,
+    /// The newest changes, complete from their first: the feeds read these.
+    changes: RwLock<Changes>,
+    /// The newest change's `seq`, for whoever waits for changes (the webhooks).
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+/// The newest changes, in `seq` order.
+#[derive(Debug, Default)]
+struct Changes {
+    recent: VecDeque<Change>,
+    /// Whether `recent` holds every change the store has (none was pushed out).
+    complete: bool,
+    /// The last `seq` given.
+    last: u64,
+}
+
+impl Changes {
+    fn loaded(recent: VecDeque<Change>, complete: bool) -> Changes {
+        let last = recent.back().map_or(0, |c| c.seq);
+        Changes { recent, complete, last }
+    }
 }
 
 impl std::fmt::Debug for History {
@@ -253,6 +327,8 @@ impl History {
             thread: None,
             metrics,
             path: None,
+            changes: RwLock::new(Changes::loaded(VecDeque::new(), true)),
+            changed: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -271,6 +347,16 @@ impl History {
             }
         };
         metrics.set_persisting(disk.is_some());
+        let changes = match disk.as_ref().map(|d| d.last_changes(CHANGES_IN_MEMORY)) {
+            Some(Ok((recent, complete))) => Changes::loaded(recent, complete),
+            Some(Err(e)) => {
+                metrics.error("read");
+                tracing::error!(error = %e, "history: cannot read the stored changes");
+                Changes::default()
+            }
+            None => Changes::default(),
+        };
+        let last = changes.last;
         let mut history = History {
             memory: None,
             disk: Arc::new(RwLock::new(disk)),
@@ -279,6 +365,8 @@ impl History {
             thread: None,
             metrics: metrics.clone(),
             path: Some(path.clone()),
+            changes: RwLock::new(changes),
+            changed: tokio::sync::watch::Sender::new(last),
         };
         let (tx, rx) = Queue::new();
         let (shared, retention) = (history.disk.clone(), history.retention);
@@ -304,6 +392,9 @@ impl History {
     pub fn open_for_command(dir: &Path, retention: Duration) -> Result<History, HistoryError> {
         let path = dir.join(FILE_NAME);
         let disk = disk::Disk::open(dir, &path)?;
+        let (recent, complete) = disk.last_changes(CHANGES_IN_MEMORY)?;
+        let changes = Changes::loaded(recent, complete);
+        let last = changes.last;
         Ok(History {
             memory: None,
             disk: Arc::new(RwLock::new(Some(Arc::new(disk)))),
@@ -312,6 +403,8 @@ impl History {
             thread: None,
             metrics: HistoryMetrics::default(),
             path: Some(path),
+            changes: RwLock::new(changes),
+            changed: tokio::sync::watch::Sender::new(last),
         })
     }
 
@@ -325,6 +418,31 @@ impl History {
 
     /// Records one poll's result: in memory at once (memory only), on disk by the writer.
     pub fn append(&self, target: &Target, point: Point) {
+        self.append_with(target, point, None);
+    }
+
+    /// Records one poll's result and the change of state it showed, in one transaction;
+    /// gives the change its `seq` (after every earlier one, even across a restart whose
+    /// store could not be read: a time in milliseconds at least) and returns it.
+    pub fn append_change(&self, target: &Target, point: Point, mut change: Change) -> u64 {
+        let seq = {
+            let mut changes = self.changes.write().unwrap_or_else(|p| p.into_inner());
+            let seq = (changes.last + 1).max(change.detected.timestamp_millis().max(0) as u64);
+            changes.last = seq;
+            change.seq = seq;
+            changes.recent.push_back(change.clone());
+            if changes.recent.len() > CHANGES_IN_MEMORY {
+                changes.recent.pop_front();
+                changes.complete = false;
+            }
+            seq
+        };
+        self.append_with(target, point, Some(Box::new(change)));
+        self.changed.send_replace(seq);
+        seq
+    }
+
+    fn append_with(&self, target: &Target, point: Point, change: Option<Box<Change>>) {
         if let Some(memory) = &self.memory {
             let mut memory = memory.write().unwrap_or_else(|p| p.into_inner());
             let q = memory.entry(target.clone()).or_default();
@@ -336,7 +454,7 @@ impl History {
             return;
         }
         if let Some(tx) = &self.writer {
-            match tx.append(target.clone(), point) {
+            match tx.append(target.clone(), point, change) {
                 Ok(()) => {}
                 Err(QueueError::Full) => {
                     self.metrics.error("write");
@@ -355,7 +473,68 @@ impl History {
             }
             return Ok(());
         }
-        self.disk().ok_or(HistoryError::NoStore)?.write(batch).map_err(HistoryError::from)
+        let records: Vec<Record> = batch.iter().map(|(t, p)| Record::Point(t.clone(), p.clone())).collect();
+        self.disk().ok_or(HistoryError::NoStore)?.write(&records).map_err(HistoryError::from)
+    }
+
+    /// A page of the stored changes: from memory when it holds the page whole, else from
+    /// the store.
+    pub fn changes(&self, query: Query) -> Result<Page, HistoryError> {
+        {
+            let changes = self.changes.read().unwrap_or_else(|p| p.into_inner());
+            let first = changes.recent.front().map_or(u64::MAX, |c| c.seq);
+            // Memory holds the page whole when it holds everything, when the page starts
+            // within it (after), or when the newest `limit` before `before` fill the page.
+            let page = events::page(changes.recent.iter(), query);
+            let whole = changes.complete
+                || query.after.is_some_and(|a| a + 1 >= first)
+                || (query.after.is_none() && page.more);
+            if whole || self.memory.is_some() {
+                return Ok(page);
+            }
+        }
+        let disk = self.disk().ok_or(HistoryError::NoStore)?;
+        disk.changes(query).inspect_err(|_| self.metrics.error("read"))
+    }
+
+    /// The change numbered `seq`.
+    pub fn change(&self, seq: u64) -> Option<Change> {
+        {
+            let changes = self.changes.read().unwrap_or_else(|p| p.into_inner());
+            let at = changes.recent.partition_point(|c| c.seq < seq);
+            if let Some(c) = changes.recent.get(at).filter(|c| c.seq == seq) {
+                return Some(c.clone());
+            }
+        }
+        let q = Query { after: Some(seq.checked_sub(1)?), before: None, limit: 1 };
+        self.disk()?.changes(q).ok()?.changes.into_iter().find(|c| c.seq == seq)
+    }
+
+    /// The newest change's `seq`, told again at every change.
+    pub fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// What the webhooks' outbox holds (empty for a history in memory).
+    pub fn outbox(&self) -> Result<Outbox, HistoryError> {
+        if self.memory.is_some() {
+            return Ok(Outbox::default());
+        }
+        let disk = self.disk().ok_or(HistoryError::NoStore)?;
+        disk.outbox().inspect_err(|_| self.metrics.error("read"))
+    }
+
+    /// Queues changes to the webhooks' outbox for the writer, after what is queued (a
+    /// change is written before its deliveries); nothing for a history in memory.
+    pub fn write_outbox(&self, ops: Vec<OutboxOp>) {
+        if ops.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.writer
+            && tx.tx.send(Message::Outbox(ops)).is_err()
+        {
+            self.metrics.error("write");
+        }
     }
 
     /// Runs `job` on the writer's thread, after what is queued (the replay at start: a
@@ -602,15 +781,15 @@ mod tests {
         let (q, inbox) = Queue::new();
         let t: Target = Target::new("NG".parse().unwrap(), "BVN".parse().unwrap());
         for i in 0..QUEUE {
-            assert!(q.append(t.clone(), point(i as i64)).is_ok(), "append {i}");
+            assert!(q.append(t.clone(), point(i as i64), None).is_ok(), "append {i}");
         }
-        assert!(matches!(q.append(t.clone(), point(0)), Err(QueueError::Full)));
+        assert!(matches!(q.append(t.clone(), point(0), None), Err(QueueError::Full)));
         // A flush is never refused for a full queue, and does not take a slot.
         let (done, _wait) = mpsc::channel();
         q.tx.send(Message::Flush(done)).unwrap();
-        assert!(matches!(inbox.recv_timeout(Duration::ZERO), Ok(Message::Append(_, p)) if p == point(0)));
-        assert!(q.append(t.clone(), point(1)).is_ok(), "a slot was freed");
-        assert!(matches!(q.append(t.clone(), point(2)), Err(QueueError::Full)));
+        assert!(matches!(inbox.recv_timeout(Duration::ZERO), Ok(Message::Append(_, p, _)) if p == point(0)));
+        assert!(q.append(t.clone(), point(1), None).is_ok(), "a slot was freed");
+        assert!(matches!(q.append(t.clone(), point(2), None), Err(QueueError::Full)));
         let mut appends = 0;
         while let Some(m) = inbox.try_recv() {
             appends += matches!(m, Message::Append(..)) as usize;
@@ -618,7 +797,7 @@ mod tests {
         assert_eq!(appends, QUEUE);
         assert_eq!(q.waiting.load(Ordering::Acquire), 0);
         drop(inbox);
-        assert!(matches!(q.append(t, point(3)), Err(QueueError::Closed)));
+        assert!(matches!(q.append(t, point(3), None), Err(QueueError::Closed)));
         assert_eq!(q.waiting.load(Ordering::Acquire), 0, "a refused append gives its slot back");
     }
 

@@ -295,6 +295,13 @@ impl Timeline {
         self.run.as_ref()
     }
 
+    /// The state of the latest run that was not unknown: what a change is a change from
+    /// (a stretch the provider called unknown between two runs of one state is no change).
+    pub fn last_known(&self) -> Option<AuthorityState> {
+        let known = |s: &AuthorityState| *s != AuthorityState::Unknown;
+        self.run.map(|r| r.state).filter(known).or_else(|| self.spans.iter().rev().map(|s| s.state).find(known))
+    }
+
     /// Forgets the runs that ended before `cutoff` (retention).
     pub fn forget_before(&mut self, cutoff: DateTime<Utc>) {
         let cutoff = millis(cutoff);
