@@ -41,6 +41,8 @@ pub struct Config {
     pub web: WebConfig,
     /// Pairs found in the provider's catalogue, watched besides `targets`.
     pub discovery: DiscoveryConfig,
+    /// Who is told of changes of state.
+    pub notify: NotifyConfig,
 }
 
 /// The `discovery:` section: watch what the provider's catalogue lists.
@@ -543,6 +545,8 @@ struct RawConfig {
     web: RawWeb,
     #[serde(default)]
     discovery: Option<At<RawDiscovery>>,
+    #[serde(default)]
+    notify: notify::RawNotify,
 }
 
 #[derive(Deserialize)]
@@ -786,7 +790,8 @@ impl Validator<'_> {
             }
         };
         let web = self.web(raw.web)?;
-        Ok(Loaded { config: Config { smile_id, poll, targets, web, discovery }, warnings: self.warnings })
+        let notify = self.notify(raw.notify)?;
+        Ok(Loaded { config: Config { smile_id, poll, targets, web, discovery, notify }, warnings: self.warnings })
     }
 
     fn discovery(&mut self, raw: Option<At<RawDiscovery>>) -> Result<DiscoveryConfig, ConfigError> {
@@ -1169,6 +1174,9 @@ pub fn normalize_listen_address(s: &str) -> Option<String> {
 }
 
 pub use crate::model::fmt_duration;
+
+mod notify;
+pub use notify::{DEFAULT_WEBHOOK_TIMEOUT, NotifyConfig, WebhookConfig};
 
 #[cfg(test)]
 mod tests;

@@ -70,6 +70,7 @@ pub fn exporter_config(base_url: &str, account: &Account, speed: f64, listen: &s
         targets: Vec::new(),
         web: WebConfig { listen_address: listen.to_owned() },
         discovery: DiscoveryConfig { enabled: true, refresh: period * 3, ..Default::default() },
+        notify: Default::default(),
     }
 }
 

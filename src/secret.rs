@@ -35,6 +35,48 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A webhook's signing secret: the bytes behind a Standard Webhooks `whsec_` + base64
+/// string. Never shown, like [`Secret`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(Vec<u8>);
+
+/// Why a webhook secret was refused (never quoting it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookSecretError {
+    /// Not base64 after the `whsec_` prefix.
+    #[error("it is not base64 after the whsec_ prefix")]
+    NotBase64,
+    /// Shorter than 24 or longer than 64 bytes, the specification's bounds.
+    #[error("it is {0} bytes once decoded; the Standard Webhooks specification asks for 24 to 64")]
+    Length(usize),
+}
+
+impl WebhookSecret {
+    /// Parses `whsec_` + base64 (the prefix may be left out, as the specification's
+    /// libraries allow).
+    pub fn parse(text: &str) -> Result<WebhookSecret, WebhookSecretError> {
+        use base64::Engine;
+        let text = text.trim();
+        let b64 = text.strip_prefix("whsec_").unwrap_or(text);
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| WebhookSecretError::NotBase64)?;
+        if !(24..=64).contains(&bytes.len()) {
+            return Err(WebhookSecretError::Length(bytes.len()));
+        }
+        Ok(WebhookSecret(bytes))
+    }
+
+    /// The key bytes, for signing and nothing else.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(<redacted>)")
+    }
+}
+
 /// Whether `text` looks like a credential (long, and mixing character classes the way
 /// hex, base64 and random tokens do) rather than a name. Used to refuse echoing a value
 /// typed where a name belongs; it errs on the side of calling a value a key.

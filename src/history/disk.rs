@@ -532,9 +532,9 @@ mod tests {
         let pairs: Vec<Target> =
             ["BVN", "BVN_MFA", "NIN"].iter().map(|i| Target::new("NG".parse().unwrap(), i.parse().unwrap())).collect();
         let t0 = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        let batch: Vec<(Target, Point)> = pairs
+        let batch: Vec<Record> = pairs
             .iter()
-            .flat_map(|t| (0..10).map(move |i| (t.clone(), Point::failed(t0 + TimeDelta::hours(i)))))
+            .flat_map(|t| (0..10).map(move |i| Record::Point(t.clone(), Point::failed(t0 + TimeDelta::hours(i)))))
             .collect();
         disk.write(&batch).unwrap();
         disk.drop_before(t0 + TimeDelta::hours(4)).unwrap();

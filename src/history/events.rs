@@ -46,7 +46,8 @@ impl Change {
     /// The id of the change of `target` to `to` since `since`: `msg_` and 32 hex digits of a
     /// hash of exactly those, so every replica and every restart derives the same one.
     pub fn id_for(target: &Target, to: AuthorityState, since: DateTime<Utc>) -> String {
-        let digest = Sha256::digest(format!("idauth-exporter/v1/{target}/{}/{}", to.as_str(), since.timestamp_millis()));
+        let digest =
+            Sha256::digest(format!("idauth-exporter/v1/{target}/{}/{}", to.as_str(), since.timestamp_millis()));
         let mut id = String::with_capacity(36);
         id.push_str("msg_");
         for b in &digest[..16] {
@@ -148,9 +149,7 @@ pub struct Query {
 
 /// The page `query` asks of `all` (every change known, in `seq` order).
 pub fn page<'a>(all: impl DoubleEndedIterator<Item = &'a Change>, query: Query) -> Page {
-    let in_range = |c: &&Change| {
-        query.after.is_none_or(|a| c.seq > a) && query.before.is_none_or(|b| c.seq < b)
-    };
+    let in_range = |c: &&Change| query.after.is_none_or(|a| c.seq > a) && query.before.is_none_or(|b| c.seq < b);
     let mut changes: Vec<Change>;
     let more;
     if query.after.is_some() {

@@ -486,9 +486,8 @@ impl History {
             // Memory holds the page whole when it holds everything, when the page starts
             // within it (after), or when the newest `limit` before `before` fill the page.
             let page = events::page(changes.recent.iter(), query);
-            let whole = changes.complete
-                || query.after.is_some_and(|a| a + 1 >= first)
-                || (query.after.is_none() && page.more);
+            let whole =
+                changes.complete || query.after.is_some_and(|a| a + 1 >= first) || (query.after.is_none() && page.more);
             if whole || self.memory.is_some() {
                 return Ok(page);
             }
