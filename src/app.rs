@@ -18,6 +18,7 @@ use crate::discovery::{self, Discovery, DiscoveryMetrics};
 use crate::history::{History, HistoryMetrics};
 use crate::metrics::Metrics;
 use crate::model::{Clock, SystemClock};
+use crate::notify::Notifier;
 use crate::poller::{PollSettings, Poller};
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::smileid;
@@ -115,6 +116,8 @@ pub struct App {
     /// True once the history is in place: cycles wait for it, so that the first results
     /// follow the replayed ones.
     replayed: tokio::sync::watch::Sender<bool>,
+    /// The webhooks told of every change of state.
+    notifier: Arc<Notifier>,
 }
 
 impl std::fmt::Debug for App {
@@ -166,6 +169,9 @@ impl App {
             clock.clone(),
         );
         metrics.record_load(clock.now());
+        let notifier = Notifier::new(clock.clone())?;
+        notifier.configure(&config.notify.webhooks);
+        metrics.register(notifier.collectors());
         let poller = Poller::with_clock(
             build_client(&config)?,
             store.clone(),
@@ -203,6 +209,7 @@ impl App {
                 watching: std::sync::Mutex::new(()),
                 pending_history: std::sync::Mutex::new(None),
                 replayed: tokio::sync::watch::Sender::new(true),
+                notifier,
             }
         }))
     }
@@ -215,6 +222,11 @@ impl App {
     /// What is served.
     pub fn site(&self) -> &Arc<Site> {
         &self.site
+    }
+
+    /// The webhooks and their outboxes.
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
     }
 
     /// The pairs watched because the provider's catalogue lists them.
@@ -349,6 +361,7 @@ impl App {
         self.discovery.reconfigure(build_catalogue(&config)?, config.discovery.clone());
         let targets = discovery::watched(&config.targets, &self.discovery.found());
         self.store.set_max_age(config.poll.max_data_age);
+        self.notifier.configure(&config.notify.webhooks);
         let added = self.poller.reconfigure(api, targets, PollSettings::from_config(&config.poll));
         let pairs = self.poller.targets().len();
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
@@ -380,6 +393,7 @@ impl App {
             self.use_history(self.open_history(None, crate::history::DEFAULT_RETENTION));
         }
         let first = self.clone();
+        let notify_stop = shutdown.clone();
         self.poller.spawn(async move {
             if let Some(history) = pending {
                 let (store, now) = (first.store.clone(), first.clock.now());
@@ -400,6 +414,11 @@ impl App {
                 drop(history);
                 let _ = replayed.await;
                 first.replayed.send_replace(true);
+            }
+            // The outbox is taken up once the history is in place, before the first poll can
+            // add to it.
+            if let Some(history) = first.store.history().cloned() {
+                first.notifier.start(history, notify_stop);
             }
             first.run_cycle(false).await;
         });

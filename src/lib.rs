@@ -47,6 +47,7 @@ pub mod files;
 pub mod history;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod poller;
 pub mod scheduler;
 pub mod secret;

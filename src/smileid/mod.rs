@@ -6,6 +6,7 @@
 
 pub mod catalogue;
 mod http;
+pub(crate) use http::parse_retry_after;
 mod v2;
 mod v3;
 
