@@ -6,10 +6,14 @@
 //!   with the simulator and importing nothing else of this crate;
 //! - [`auth`]: the web configuration file (TLS, basic authentication);
 //! - [`pages`]: the status page and the plain landing page;
-//! - [`api`]: `/api/v1/status` and `/api/v1/history`.
+//! - [`api`]: `/api/v1/status` and `/api/v1/history`;
+//! - [`feed`]: the changes of state, `/api/v1/events` (JSON) and `/feed.atom` (Atom);
+//! - [`badge`]: `/badge/{country}/{id_type}.svg`, a pair's state as a badge.
 
 pub mod api;
 pub mod auth;
+pub mod badge;
+pub mod feed;
 pub mod http;
 pub mod pages;
 
@@ -190,13 +194,27 @@ async fn handle(site: &Arc<Site>, req: Request<Incoming>) -> Response<Body> {
             let headers = req.headers().clone();
             off_thread(site, move |s| s.history(&query, &headers)).await
         }
+        "/api/v1/events" if read => {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            let headers = req.headers().clone();
+            off_thread(site, move |s| feed::events(s, &query, &headers)).await
+        }
+        "/feed.atom" if read => {
+            let headers = req.headers().clone();
+            off_thread(site, move |s| feed::feed(s, &headers)).await
+        }
+        path if read && path.starts_with(badge::PREFIX) => badge::response(site, path),
         "/" if read => text(StatusCode::OK, "text/html; charset=utf-8", site.landing_page()),
         "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/status" | "/" | "/api/v1/history" | "/ui/status"
-        | "/ui/status.js" | "/ui/status.css" | "/ui/icon.svg" => not_allowed("GET, HEAD"),
+        | "/ui/status.js" | "/ui/status.css" | "/ui/icon.svg" | "/api/v1/events" | "/feed.atom" => {
+            not_allowed("GET, HEAD")
+        }
+        path if path.starts_with(badge::PREFIX) => not_allowed("GET, HEAD"),
         "/-/reload" => not_allowed("POST, PUT"),
         _ => text(StatusCode::NOT_FOUND, plain, "Not Found\n"),
     };
-    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Nothing is cached but what says how long it may be (the badges).
+    resp.headers_mut().entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     resp
 }
 
