@@ -121,7 +121,7 @@ pub fn status_fragment(views: &[PairHistory], now: DateTime<Utc>) -> String {
         };
         let _ = write!(
             html,
-            "<li class=\"pair s-{state}\" data-country=\"{c}\" data-id-type=\"{i}\" data-state=\"{state}\">\
+            "<li class=\"pair s-{state}\" id=\"{c}-{i}\" data-country=\"{c}\" data-id-type=\"{i}\" data-state=\"{state}\">\
              <div class=\"head\"><span class=\"state\"><span class=\"icon\" aria-hidden=\"true\">{icon}</span> {word}</span> \
              <span class=\"name\">{c} <span class=\"id\">{i}</span></span> <span class=\"since\">{since}</span>{flapping}</div>\n\
              <div class=\"bar\" role=\"img\" aria-label=\"{c} {i}, last 24 hours: {summary}\">",
@@ -167,9 +167,12 @@ pub fn status_fragment(views: &[PairHistory], now: DateTime<Utc>) -> String {
         }
         let _ = writeln!(
             html,
-            "</span> <span class=\"rates\">Success 10&nbsp;min <b>{}</b> · 1&nbsp;h <b>{}</b></span></div></li>",
+            "</span> <span class=\"rates\">Success 10&nbsp;min <b>{}</b> · 1&nbsp;h <b>{}</b></span> \
+             <a class=\"badge\" href=\"/badge/{c}/{i}.svg\" title=\"{c} {i} as a status badge (SVG), for a README or a wiki\">badge</a></div></li>",
             percent(rates.0),
-            percent(rates.1)
+            percent(rates.1),
+            c = html_escape(v.now.target.country.as_str()),
+            i = html_escape(v.now.target.id_type.as_str()),
         );
     }
     html.push_str("</ol>\n");
@@ -194,14 +197,14 @@ pub fn page(fragment: &str, refresh_seconds: u64) -> String {
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>ID authority status · idauth-exporter</title>
-<link rel="icon" href="/ui/icon.svg" type="image/svg+xml"><link rel="stylesheet" href="/ui/status.css"><script src="/ui/status.js" defer></script></head>
+<link rel="icon" href="/ui/icon.svg" type="image/svg+xml"><link rel="alternate" type="application/atom+xml" href="/feed.atom" title="ID authority changes (Atom)"><link rel="stylesheet" href="/ui/status.css"><script src="/ui/status.js" defer></script></head>
 <body>
 <header><h1>ID authority status</h1>
-<nav><a href="/metrics">Metrics</a> · <a href="/api/v1/status">Status (JSON)</a> · <a href="/api/v1/history?country=NG&amp;id_type=BVN&amp;range=24h">History (JSON)</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></nav>
+<nav><a href="/metrics">Metrics</a> · <a href="/api/v1/status">Status (JSON)</a> · <a href="/api/v1/history?country=NG&amp;id_type=BVN&amp;range=24h">History (JSON)</a> · <a href="/api/v1/events">Changes (JSON)</a> · <a href="/feed.atom" class="feed">Atom feed</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></nav>
 <p class="legend"><span class="cell s-online"></span> ✓ online <span class="cell s-interruption"></span> ! interruption <span class="cell s-offline"></span> ✕ offline <span class="cell s-unknown"></span> ? unknown / no data</p></header>
 <main id="status" data-refresh="{refresh_seconds}" aria-live="polite">
 {fragment}</main>
-<footer><p>Government ID authorities behind Smile ID, as polled by idauth-exporter {version}. Worst first; each bar is the last 24 hours in 10-minute cells, the right end now (hover or tap a stretch for its times and lowest rates). Uptime is the share of the time with data that the authority was online. "Flapping" marks an authority whose state changed {flapping} times or more in the last 24 hours.</p></footer>
+<footer><p>Government ID authorities behind Smile ID, as polled by idauth-exporter {version}. Worst first; each bar is the last 24 hours in 10-minute cells, the right end now (hover or tap a stretch for its times and lowest rates). Uptime is the share of the time with data that the authority was online. "Flapping" marks an authority whose state changed {flapping} times or more in the last 24 hours. Every change of state is in the <a href="/feed.atom">Atom feed</a> and <a href="/api/v1/events">/api/v1/events</a>; each authority's "badge" is an SVG of its state and 7-day uptime, for a README or a wiki.</p></footer>
 </body>
 </html>
 "#,
@@ -262,6 +265,8 @@ pub fn landing_page(status: &str, refresh: Option<u64>) -> String {
 <ul>
 <li><a href="/metrics">Metrics</a></li>
 <li><a href="/api/v1/status">Status (JSON)</a></li>
+<li>Changes of state: <a href="/api/v1/events">/api/v1/events</a> (JSON; <code>?after=SEQ</code> resumes) and the <a href="/feed.atom">Atom feed</a></li>
+<li>Badges: <code>/badge/COUNTRY/ID_TYPE.svg</code>, such as <code>/badge/NG/BVN.svg</code></li>
 <li><a href="/-/healthy">Health</a> and <a href="/-/ready">readiness</a></li>
 </ul>
 {status}</body>
