@@ -414,7 +414,7 @@ pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) 
         let key = path.replace(".value", "");
         let key = key.trim_end_matches(".?").trim_end_matches('?').to_owned();
         // The values of these keys may be the API key: a parser message could quote them.
-        let message = if SECRET_KEYS.contains(&key.as_str()) {
+        let message = if SECRET_KEYS.contains(&key.as_str()) || key.ends_with(".secret_env") {
             "not a valid value (not shown, since it may be the API key); expected a string".to_owned()
         } else {
             message

@@ -190,6 +190,8 @@ impl Validator<'_> {
             (None, Some(e)) => {
                 let name = e.value.trim();
                 let is_name = !name.is_empty()
+                    && !name.starts_with("whsec_")
+                    && !crate::secret::looks_like_key(name)
                     && !name.starts_with(|c: char| c.is_ascii_digit())
                     && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
                 if !is_name {

@@ -621,3 +621,126 @@ fn an_exclusion_outside_the_countries_is_a_warning() {
     assert_eq!(warnings[0].line, line_of(&text, "- country: GH"));
     assert!(warnings[0].message.contains("excludes nothing"), "{}", warnings[0].message);
 }
+
+mod notify {
+    use super::*;
+    use crate::model::AuthorityState;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn hooks_env(name: &str) -> Option<String> {
+        match name {
+            "HOOK_SECRET" => Some(SECRET.to_owned()),
+            "SHORT" => Some("whsec_c2hvcnQ=".to_owned()),
+            other => env(other),
+        }
+    }
+
+    fn with_hooks(block: &str) -> String {
+        format!("{GOOD}notify:\n  webhooks:\n{block}")
+    }
+
+    fn parse_hooks(text: &str) -> Result<Loaded, ConfigError> {
+        parse(text, "cfg.yaml", Path::new("."), &hooks_env)
+    }
+
+    fn err(text: &str) -> (u32, u32, String) {
+        match parse_hooks(text) {
+            Err(ConfigError::Invalid { line, column, message, .. }) => (line, column, message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_webhook_block_is_read_with_its_filters_and_defaults() {
+        let text = with_hooks(
+            "    - name: resubmitter\n      url: https://kyc.internal/hooks/idauth\n      secret_env: HOOK_SECRET\n      \
+             countries: [NG]\n      id_types: [BVN, NIN_V2]\n      states: [online, Offline]\n    \
+             - name: all\n      url: http://127.0.0.1:8080/\n      secret_env: HOOK_SECRET\n      timeout: 3s\n",
+        );
+        let hooks = parse_hooks(&text).unwrap_or_else(|e| panic!("{e}")).config.notify.webhooks;
+        assert_eq!(hooks.len(), 2);
+        let (a, b) = (&hooks[0], &hooks[1]);
+        assert_eq!((a.name.as_str(), a.url.as_str()), ("resubmitter", "https://kyc.internal/hooks/idauth"));
+        assert_eq!(a.states, vec![AuthorityState::Online, AuthorityState::Offline]);
+        assert_eq!(a.timeout, DEFAULT_WEBHOOK_TIMEOUT);
+        let (bvn, ke) = (
+            Target::new("NG".parse().unwrap(), "BVN".parse().unwrap()),
+            Target::new("KE".parse().unwrap(), "NATIONAL_ID".parse().unwrap()),
+        );
+        assert!(a.wants(&bvn, AuthorityState::Online) && !a.wants(&bvn, AuthorityState::Interruption));
+        assert!(!a.wants(&ke, AuthorityState::Online));
+        assert!(b.wants(&ke, AuthorityState::Interruption), "no filter: every change");
+        assert_eq!(b.timeout, Duration::from_secs(3));
+        assert!(parse_ok(GOOD).config.notify.webhooks.is_empty());
+    }
+
+    #[test]
+    fn every_mistake_names_its_line_and_never_the_secret() {
+        let hook = |extra: &str| {
+            with_hooks(&format!(
+                "    - name: kyc\n      url: https://kyc.internal/h\n      secret_env: HOOK_SECRET\n{extra}"
+            ))
+        };
+        let cases: Vec<(String, &str, &str)> = vec![
+            (hook("      states: [unknown]\n"), "states: [unknown]", "expected online, interruption or offline"),
+            (hook("      timeout: 5m\n"), "timeout: 5m", "expected 1s to 60s"),
+            (hook("      secret_file: /x\n"), "secret_file: /x", "secret_file and secret_env are both set"),
+            (hook("      colour: red\n"), "colour: red", "colour"),
+            (
+                hook("    - name: kyc\n      url: http://a/\n      secret_env: HOOK_SECRET\n"),
+                "    - name: kyc\n      url: http://a/",
+                "used by an earlier webhook",
+            ),
+            (
+                with_hooks("    - name: a b\n      url: http://a/\n      secret_env: HOOK_SECRET\n"),
+                "name: a b",
+                "is not a name",
+            ),
+            (
+                with_hooks("    - name: a\n      url: ftp://a/\n      secret_env: HOOK_SECRET\n"),
+                "url: ftp",
+                "is not a URL",
+            ),
+            (
+                with_hooks("    - name: a\n      url: https://u:p@a/\n      secret_env: HOOK_SECRET\n"),
+                "url: https://u:p",
+                "without user:password",
+            ),
+            (with_hooks("    - name: a\n      url: http://a/\n"), "name: a", "no secret"),
+            (
+                with_hooks("    - name: a\n      url: http://a/\n      secret_env: SHORT\n"),
+                "secret_env: SHORT",
+                "24 to 64",
+            ),
+            (
+                with_hooks("    - name: a\n      url: http://a/\n      secret_env: UNSET\n"),
+                "secret_env: UNSET",
+                "is not set",
+            ),
+            (
+                with_hooks(&format!("    - name: a\n      url: http://a/\n      secret_env: {SECRET}\n")),
+                "secret_env: whsec",
+                "not a variable name",
+            ),
+            (
+                with_hooks("    - name: a\n      url: http://a/\n      secret_file: /nonexistent/secret\n"),
+                "secret_file: /nonexistent",
+                "cannot read",
+            ),
+        ];
+        for (text, at, expected) in cases {
+            let (line, column, message) = err(&text);
+            // The duplicate's error is at its second occurrence.
+            let want = if expected == "used by an earlier webhook" {
+                text.lines().enumerate().filter(|(_, l)| l.contains("name: kyc")).nth(1).unwrap().0 as u32 + 1
+            } else {
+                line_of(&text, at.lines().next().unwrap())
+            };
+            assert_eq!(line, want, "{message}\n{text}");
+            assert!(column > 0, "{message}");
+            assert!(message.contains(expected), "{message} lacks {expected:?}");
+            assert!(!message.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{message}");
+        }
+    }
+}
