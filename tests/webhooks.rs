@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use common::hooks::*;
 use common::*;
 use idauth_exporter::app::App;
 use idauth_exporter::config;
@@ -20,50 +21,6 @@ use idauth_exporter::secret::WebhookSecret;
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-fn t0() -> DateTime<Utc> {
-    "2026-11-26T10:00:00Z".parse().unwrap()
-}
-
-fn at(minutes: i64) -> String {
-    (t0() + TimeDelta::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-async fn provider(fake: FakeV2) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/api/v2/partner/id_status")).respond_with(fake).mount(&server).await;
-    server
-}
-
-/// A configuration polling `provider` for NG BVN, with `hooks` (name, url, extra lines).
-fn yaml(provider: &str, secret_file: &std::path::Path, hooks: &[(&str, String, &str)]) -> String {
-    let mut y = config_yaml(provider, "v2", &[("NG", &["BVN"])], "  retries: 0\n  max_data_age: 2h\n")
-        .replace(NEVER, "0 0 * * * *");
-    y.push_str("notify:\n  webhooks:\n");
-    for (name, url, extra) in hooks {
-        y.push_str(&format!(
-            "    - name: {name}\n      url: {url}\n      secret_file: {}\n{extra}",
-            secret_file.display()
-        ));
-    }
-    y
-}
-
-fn secret_file() -> tempfile::NamedTempFile {
-    let f = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(f.path(), format!("{SECRET}\n")).unwrap();
-    f
-}
-
-/// Polls once more with the provider saying `status` of the window `minutes` after t0.
-async fn poll(ex: &Exporter, fake: &FakeV2, clock: &ManualClock, status: &str, minutes: i64) {
-    let body = status_body(status, if status == "online" { "99%" } else { "10%" }, "60%", &at(minutes));
-    fake.bodies.lock().unwrap().insert(("NG".into(), "BVN".into()), body);
-    clock.set(t0() + TimeDelta::minutes(minutes) + TimeDelta::seconds(61));
-    ex.app.run_cycle(false).await;
-}
 
 async fn requests(server: &MockServer, n: usize) -> Vec<wiremock::Request> {
     eventually(&format!("{n} webhook request(s)"), PATIENCE, || async {
@@ -89,11 +46,11 @@ async fn a_change_is_delivered_once_signed_under_the_id_it_is_stored_by() {
         ("kyc", format!("{}/hooks", receiver.uri()), ""),
         ("only-online", format!("{}/online", receiver.uri()), "      states: [online]\n"),
     ];
-    let ex = start_with_clock(&yaml(&server.uri(), secret.path(), &hooks), clock.clone()).await;
+    let ex = start_with_clock(&webhook_yaml(&server.uri(), secret.path(), &hooks), clock.clone()).await;
     ex.ready().await;
     // The first state learnt is no change; nothing is sent.
-    poll(&ex, &fake, &clock, "online", 10).await;
-    poll(&ex, &fake, &clock, "offline", 20).await;
+    poll_as(&ex, &fake, &clock, "online", 10).await;
+    poll_as(&ex, &fake, &clock, "offline", 20).await;
     let got = requests(&receiver, 1).await;
     let r = &got[0];
     assert_eq!(r.url.path(), "/hooks", "only-online does not want a change to offline");
@@ -103,7 +60,7 @@ async fn a_change_is_delivered_once_signed_under_the_id_it_is_stored_by() {
     assert_eq!(id, Change::id_for(&target, AuthorityState::Offline, since));
     let ts: i64 = header(r, "webhook-timestamp").parse().unwrap();
     assert_eq!(ts, clock.now().timestamp(), "signed at the exporter's clock's time");
-    let secret = WebhookSecret::parse(SECRET).unwrap();
+    let secret = WebhookSecret::parse(WEBHOOK_SECRET).unwrap();
     assert_eq!(header(r, "webhook-signature"), sign::signature(&secret, &id, ts, &r.body));
     assert_eq!(header(r, "content-type"), "application/json");
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
@@ -124,7 +81,7 @@ async fn a_change_is_delivered_once_signed_under_the_id_it_is_stored_by() {
     assert!(!m.text.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
 
     // Back online: both webhooks hear of it; the offline change is not sent again.
-    poll(&ex, &fake, &clock, "online", 30).await;
+    poll_as(&ex, &fake, &clock, "online", 30).await;
     let got = requests(&receiver, 3).await;
     let mut paths: Vec<&str> = got[1..].iter().map(|r| r.url.path()).collect();
     paths.sort();
@@ -162,13 +119,13 @@ async fn a_change_the_receiver_missed_is_delivered_after_a_restart() {
     let secret = secret_file();
     let config_path = dir.path().join("config.yaml");
     let hooks = [("kyc", format!("http://127.0.0.1:{port}/hooks"), "")];
-    std::fs::write(&config_path, yaml(&server.uri(), secret.path(), &hooks)).unwrap();
+    std::fs::write(&config_path, webhook_yaml(&server.uri(), secret.path(), &hooks)).unwrap();
     let storage = dir.path().join("data");
     let clock = Arc::new(ManualClock::new(t0() + TimeDelta::seconds(61)));
 
     let ex = start_stored(&config_path, &storage, clock.clone()).await;
     ex.ready().await;
-    poll(&ex, &fake, &clock, "offline", 10).await;
+    poll_as(&ex, &fake, &clock, "offline", 10).await;
     let m = eventually("a failed attempt", PATIENCE, || async {
         let m = ex.metrics().await;
         (m.get(r#"idauth_webhook_deliveries_total{result="unreachable",webhook="kyc"}"#) >= Some(1.0)).then_some(m)
@@ -226,13 +183,13 @@ async fn a_slow_receiver_delays_neither_polls_nor_other_webhooks_and_redirects_a
         ("redirecting", redirecting.uri(), ""),
         ("fast", fast.uri(), ""),
     ];
-    let ex = start_with_clock(&yaml(&server.uri(), secret.path(), &hooks), clock.clone()).await;
+    let ex = start_with_clock(&webhook_yaml(&server.uri(), secret.path(), &hooks), clock.clone()).await;
     ex.ready().await;
-    poll(&ex, &fake, &clock, "offline", 10).await;
+    poll_as(&ex, &fake, &clock, "offline", 10).await;
     requests(&slow, 1).await;
     // The slow receiver holds its request; the fast one has its event, and polls go on.
     requests(&fast, 1).await;
-    poll(&ex, &fake, &clock, "online", 20).await;
+    poll_as(&ex, &fake, &clock, "online", 20).await;
     requests(&fast, 2).await;
     let m = eventually("the redirect to be counted as rejected", PATIENCE, || async {
         let m = ex.metrics().await;

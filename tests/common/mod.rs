@@ -307,3 +307,56 @@ impl Capture {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
+
+/// Webhook tests: a clock origin, provider windows after it, and an exporter config.
+pub mod hooks {
+    use super::*;
+    use chrono::{DateTime, TimeDelta, Utc};
+    use idauth_exporter::model::ManualClock;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer};
+
+    pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    pub fn t0() -> DateTime<Utc> {
+        "2026-11-26T10:00:00Z".parse().unwrap()
+    }
+
+    pub fn at(minutes: i64) -> String {
+        (t0() + TimeDelta::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+
+    pub async fn provider(fake: FakeV2) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).and(path("/api/v2/partner/id_status")).respond_with(fake).mount(&server).await;
+        server
+    }
+
+    /// A configuration polling `provider` for NG BVN, with `hooks` (name, url, extra lines).
+    pub fn webhook_yaml(provider: &str, secret_file: &std::path::Path, hooks: &[(&str, String, &str)]) -> String {
+        let mut y = config_yaml(provider, "v2", &[("NG", &["BVN"])], "  retries: 0\n  max_data_age: 2h\n")
+            .replace(NEVER, "0 0 * * * *");
+        y.push_str("notify:\n  webhooks:\n");
+        for (name, url, extra) in hooks {
+            y.push_str(&format!(
+                "    - name: {name}\n      url: {url}\n      secret_file: {}\n{extra}",
+                secret_file.display()
+            ));
+        }
+        y
+    }
+
+    pub fn secret_file() -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), format!("{WEBHOOK_SECRET}\n")).unwrap();
+        f
+    }
+
+    /// Polls once more with the provider saying `status` of the window `minutes` after t0.
+    pub async fn poll_as(ex: &Exporter, fake: &FakeV2, clock: &ManualClock, status: &str, minutes: i64) {
+        let body = status_body(status, if status == "online" { "99%" } else { "10%" }, "60%", &at(minutes));
+        fake.bodies.lock().unwrap().insert(("NG".into(), "BVN".into()), body);
+        clock.set(t0() + TimeDelta::minutes(minutes) + TimeDelta::seconds(61));
+        ex.app.run_cycle(false).await;
+    }
+}
