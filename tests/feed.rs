@@ -236,7 +236,7 @@ async fn badges_show_state_and_uptime_in_their_colour() {
     let end = at(END);
     let bvn = target("NG", "BVN");
     let ratio = timeline::uptime_of(&s.store.segments(&bvn, end - TimeDelta::days(7), end).unwrap()).ratio.unwrap();
-    // 12 hours offline in 7 days: 92.86%, shown cut to 92.8%.
+    // 12 hours offline in 7 days: 92.86%, shown as 92.9%.
     assert!((ratio - (1.0 - 12.0 / 168.0)).abs() < 0.002, "{ratio}");
     let (status, headers, svg) = get(&format!("{}/badge/NG/BVN.svg", s.url)).await;
     assert_eq!(status, 200);
@@ -244,8 +244,8 @@ async fn badges_show_state_and_uptime_in_their_colour() {
     assert_eq!(headers["cache-control"], "public, max-age=60");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     let value = format!("online · {} 7d", badge::uptime_text(ratio));
-    assert_eq!(value, "online · 92.8% 7d");
-    assert_eq!(svg, badge::svg("NG BVN", &value, "#4c1", "NG BVN: online, 92.8% uptime over 7 days"));
+    assert_eq!(value, "online · 92.9% 7d");
+    assert_eq!(svg, badge::svg("NG BVN", &value, "#4c1", "NG BVN: online, 92.9% uptime over 7 days"));
     // Lower case is the same pair.
     assert_eq!(get(&format!("{}/badge/ng/bvn.svg", s.url)).await.2, svg);
 

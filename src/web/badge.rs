@@ -42,14 +42,17 @@ pub fn parse_path(path: &str) -> Option<Target> {
     Some(Target::new(country, id_type))
 }
 
-/// An uptime ratio as the badge shows it: one decimal, cut rather than rounded (99.96% is
-/// not 100%), and `100%` only when it was.
+/// An uptime ratio as the badge shows it: to a tenth of a percent, rounded as the status
+/// page rounds its uptime, but `100%` only when it was (99.96% shows as 99.9%).
 pub fn uptime_text(ratio: f64) -> String {
-    if ratio >= 1.0 {
-        return "100%".to_owned();
+    let p = ratio.clamp(0.0, 1.0) * 100.0;
+    if p >= 100.0 {
+        "100%".to_owned()
+    } else if p >= 99.95 {
+        "99.9%".to_owned()
+    } else {
+        format!("{p:.1}%")
     }
-    let tenths = (ratio.max(0.0) * 1000.0).floor() / 10.0;
-    format!("{tenths:.1}%")
 }
 
 /// `GET /badge/{country}/{id_type}.svg`: the pair's badge; 404 with a grey "not watched"
@@ -169,10 +172,12 @@ mod tests {
     }
 
     #[test]
-    fn uptime_is_cut_to_a_tenth_never_rounded_up_to_100() {
+    fn uptime_is_rounded_to_a_tenth_but_never_up_to_100() {
         assert_eq!(uptime_text(1.0), "100%");
-        assert_eq!(uptime_text(0.9999), "99.9%");
-        assert_eq!(uptime_text(0.9925), "99.2%");
+        assert_eq!(uptime_text(0.99999), "99.9%");
+        assert_eq!(uptime_text(0.9995), "99.9%");
+        assert_eq!(uptime_text(0.9921), "99.2%");
+        assert_eq!(uptime_text(0.2499), "25.0%", "as the status page shows 25.00%");
         assert_eq!(uptime_text(0.5), "50.0%");
         assert_eq!(uptime_text(0.0), "0.0%");
     }
