@@ -2,7 +2,9 @@
 chromium-driver) driven through WebDriver loads the demo's page and checks what a person
 sees: the offline authority first with its since-text, 144 history cells per authority, an
 update in place when a state changes, and no console errors (a Content-Security-Policy
-violation is one). Screenshots are saved under target/ for a person to look at.
+violation is one); the links to the Atom feed and to each authority's badge, and the
+badges drawn as images on the page. Screenshots are saved under target/ for a person to
+look at.
 """
 
 import os
@@ -133,7 +135,21 @@ def test_the_status_page_in_chromium(demo, browser):
     assert "ID authority status" in browser.title
     # Links stay.
     hrefs = {a.get_attribute("href").removeprefix(demo.rstrip("/")) for a in browser.find_elements(By.CSS_SELECTOR, "nav a")}
-    assert {"/metrics", "/api/v1/status", "/-/healthy"} <= hrefs, hrefs
+    assert {"/metrics", "/api/v1/status", "/-/healthy", "/api/v1/events", "/feed.atom"} <= hrefs, hrefs
+    feed = browser.find_element(By.CSS_SELECTOR, "nav a.feed")
+    assert feed.text == "Atom feed" and feed.is_displayed()
+    # Feed readers find the feed from the page.
+    alternate = browser.execute_script(
+        "const l = document.querySelector('head link[rel=alternate]'); return [l.type, l.getAttribute('href'), l.title]"
+    )
+    assert alternate == ["application/atom+xml", "/feed.atom", "ID authority changes (Atom)"], alternate
+    # Each authority links to its badge, and has an anchor the feed's entries link to.
+    badges = browser.execute_script(
+        """return Array.from(document.querySelectorAll('li.pair')).map(li =>
+            [li.id, li.dataset.country + '-' + li.dataset.idType, li.querySelector('a.badge').getAttribute('href'),
+             '/badge/' + li.dataset.country + '/' + li.dataset.idType + '.svg'])"""
+    )
+    assert len(badges) == 27 and all(b[0] == b[1] and b[2] == b[3] for b in badges), badges
 
     # Every authority: 144 cells of 10 minutes, a day already there (the demo seeds it).
     shown = pairs(browser)
@@ -195,3 +211,53 @@ def test_the_status_page_in_chromium(demo, browser):
 
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert not errors, errors
+
+
+def test_badges_in_chromium(demo, browser):
+    """Badges drawn by the browser as images on the status page (its Content-Security-Policy
+    allows same-origin images), four times their size for the screenshot, and one on its own."""
+    browser.set_window_size(1280, 1400)
+    browser.get(demo)
+    paths = ["/badge/NG/BVN.svg", "/badge/NG/NIN_V2.svg", "/badge/GH/GHANA_CARD.svg", "/badge/KE/KRA_PIN.svg"]
+    # Not on the page: a pair not watched is a 404 with a badge that says so.
+    unwatched = "/badge/NG/NOT_WATCHED.svg"
+    shown = browser.execute_async_script(
+        """const [paths, done] = [arguments[0], arguments[arguments.length - 1]];
+        const box = document.createElement('div');
+        box.id = 'badges';
+        box.style.background = '#fff';
+        box.style.padding = '16px';
+        document.querySelector('header').append(box);
+        const loaded = paths.map(p => new Promise(resolve => {
+            const img = document.createElement('img');
+            img.alt = p;
+            img.onload = img.onerror = () => resolve([p, img.naturalWidth, img.naturalHeight]);
+            img.src = p;
+            img.style.display = 'block';
+            img.style.margin = '8px 0';
+            box.append(img);
+        }));
+        Promise.all(loaded).then(sizes => {
+            // Four times their size, as a person would zoom in to read them.
+            for (const img of box.querySelectorAll('img')) img.style.height = (4 * img.naturalHeight) + 'px';
+            done(sizes);
+        });""",
+        paths + [unwatched],
+    )
+    for path, width, height in shown:
+        assert width > 40 and height == 20, (path, width, height)
+    widths = dict((p, w) for p, w, _ in shown)
+    # Wider for longer text: "NG NIN_V2" and "interruption · ..." are longer than "NG BVN" and "online · ...".
+    assert widths["/badge/GH/GHANA_CARD.svg"] > widths["/badge/NG/BVN.svg"], widths
+    SHOTS.mkdir(exist_ok=True)
+    browser.find_element(By.ID, "badges").screenshot(str(SHOTS / "badges.png"))
+    # The only console error is the 404 of the badge not watched.
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert all("NOT_WATCHED" in e["message"] and "404" in e["message"] for e in errors), errors
+
+    # On its own, as a README's image link opens it: an SVG document with its title.
+    browser.get(demo.rstrip("/") + "/badge/NG/BVN.svg")
+    title = browser.execute_script("return document.querySelector('title').textContent")
+    assert re.fullmatch(r"NG BVN: (online|offline|interruption), \d+(\.\d)?% uptime over 7 days", title), title
+    size = browser.execute_script("const r = document.documentElement.getBoundingClientRect(); return [r.width, r.height]")
+    assert size[0] > 100 and size[1] == 20, size
