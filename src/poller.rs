@@ -166,6 +166,12 @@ impl Poller {
             tokio::time::sleep(2 * crate::smileid::POOL_IDLE + Duration::from_secs(1)).await;
             crate::allocator::release_free_memory();
         });
+        if targets.is_empty() {
+            // Discovery has not listed any pair yet (or lists none): there was no cycle to
+            // speak of, and `pairs=0 ok=0` would read as a failure. Discovery logs its own.
+            tracing::debug!("poll cycle: no pairs to poll yet");
+            return record;
+        }
         tracing::info!(
             pairs = record.pairs,
             skipped = targets.len() - record.pairs,

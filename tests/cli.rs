@@ -292,3 +292,53 @@ fn a_key_pasted_into_the_wrong_field_is_not_echoed() {
         }
     }
 }
+
+/// With discovery and no explicit pair, the start-up cycle has nothing to poll: it says
+/// nothing, rather than `pairs=0 ok=0`; the pairs discovery finds are polled and logged.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_empty_cycle_is_logged_before_discovery_has_listed_the_pairs() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path("/v1/services"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_string(include_str!("fixtures/provider/v1-services-android.json"))
+                .set_delay(std::time::Duration::from_millis(500)),
+        )
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
+    let config = dir.path().join("c.yaml");
+    let yaml =
+        config_yaml(&server.uri(), "v2", &[], "").replace("targets:\n", "discovery:\n  enabled: true\ntargets: []\n");
+    std::fs::write(&config, yaml).unwrap();
+    let log = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(BIN)
+            .args([&format!("--config.file={}", config.display()), "--web.listen-address=127.0.0.1:0"])
+            .env_remove("SMILE_ID_API_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut log = Vec::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let done = line.contains("poll cycle finished") || line.contains("watched pairs changed by discovery");
+            log.push(line);
+            if done && log.iter().any(|l| l.contains("watched pairs changed by discovery")) {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        log
+    })
+    .await
+    .unwrap();
+    assert!(log.iter().any(|l| l.contains("watched pairs changed by discovery") && l.contains("added=7")), "{log:#?}");
+    assert!(!log.iter().any(|l| l.contains("pairs=0")), "{log:#?}");
+}
