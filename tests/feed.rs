@@ -48,6 +48,17 @@ struct Served {
     url: String,
     store: Arc<Store>,
     stop: CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Served {
+    /// Stops serving and waits until the server has let go of the site (and its history).
+    async fn shut_down(mut self) {
+        self.stop.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
 }
 
 impl Drop for Served {
@@ -63,9 +74,9 @@ async fn serve(store: Arc<Store>, now: DateTime<Utc>) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
-    tokio::spawn(web::http::serve(listener, web::handler(site), stop.clone()));
+    let server = Some(tokio::spawn(web::http::serve(listener, web::handler(site), stop.clone())));
     idauth_exporter::tls::install_crypto_provider();
-    Served { url, store, stop }
+    Served { url, store, stop, server }
 }
 
 async fn exporter() -> Served {
@@ -321,4 +332,42 @@ async fn a_feed_with_no_change_yet() {
     assert_eq!(status, 200);
     assert!(!xml.contains("<entry>") && xml.contains("<updated>2026-12-09T00:00:00.000Z</updated>"), "{xml}");
     assert_eq!(get(&format!("{}/api/v1/events", s.url)).await.2, r#"{"events":[],"more":false}"#);
+}
+
+/// The changes are kept in the history store: after a restart, the events and the feed are
+/// the same, with the same seqs and ids, and a client resumes from its cursor.
+#[tokio::test]
+async fn the_changes_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let nin = target("NG", "NIN_V2");
+    let end = at(END);
+    let before = {
+        let history = Arc::new(History::open(dir.path(), Duration::from_secs(30 * 86_400), HistoryMetrics::default()));
+        let store = Arc::new(Store::new(std::slice::from_ref(&nin)));
+        store.attach_history(history.clone(), end - TimeDelta::days(1));
+        for i in 0..144 {
+            let state = if (i / 6) % 2 == 0 { AuthorityState::Online } else { AuthorityState::Offline };
+            poll(&store, &nin, end - TimeDelta::days(1) + TimeDelta::minutes(10 * i), state);
+        }
+        assert!(history.flush(Duration::from_secs(10)));
+        let s = serve(store, end).await;
+        let events = get(&format!("{}/api/v1/events?limit=1000", s.url)).await.2;
+        let atom = get(&format!("{}/feed.atom", s.url)).await.2;
+        // The exporter stops: nothing holds the store any more.
+        s.shut_down().await;
+        (events, atom)
+    };
+    let history = Arc::new(History::open(dir.path(), Duration::from_secs(30 * 86_400), HistoryMetrics::default()));
+    let store = Arc::new(Store::new(std::slice::from_ref(&nin)));
+    store.attach_history(history, end);
+    let s = serve(store, end).await;
+    let events = get(&format!("{}/api/v1/events?limit=1000", s.url)).await.2;
+    assert_eq!(events, before.0);
+    let v: serde_json::Value = serde_json::from_str(&events).unwrap();
+    assert_eq!(seqs(&v).len(), 23, "a change every hour but the first");
+    assert_eq!(get(&format!("{}/feed.atom", s.url)).await.2, before.1);
+    let cursor = seqs(&v)[5];
+    let after: serde_json::Value =
+        serde_json::from_str(&get(&format!("{}/api/v1/events?after={cursor}", s.url)).await.2).unwrap();
+    assert_eq!(seqs(&after), seqs(&v)[..5]);
 }
