@@ -322,6 +322,32 @@ pub enum ConfigError {
         /// The key and what was expected.
         message: String,
     },
+    /// Several mistakes, in file order: every section and every list entry is checked once
+    /// the file parses, so one run of `config check` shows them all.
+    Several(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    /// `errors` as one error: the only one, or all of them in file order.
+    fn all(errors: Vec<ConfigError>) -> ConfigError {
+        let mut errors: Vec<ConfigError> = errors
+            .into_iter()
+            .flat_map(|e| match e {
+                ConfigError::Several(inner) => inner,
+                e => vec![e],
+            })
+            .collect();
+        errors.sort_by_key(|e| match e {
+            ConfigError::Invalid { line, column, .. } => (*line, *column),
+            _ => (0, 0),
+        });
+        if errors.len() == 1 { errors.remove(0) } else { ConfigError::Several(errors) }
+    }
+}
+
+/// The value of `result`, or `None` with its error kept in `errors`.
+fn keep<T>(errors: &mut Vec<ConfigError>, result: Result<T, ConfigError>) -> Option<T> {
+    result.map_err(|e| errors.push(e)).ok()
 }
 
 impl fmt::Display for ConfigError {
@@ -336,6 +362,13 @@ impl fmt::Display for ConfigError {
             ConfigError::NotText { file } => write!(f, "{file}: the file is not UTF-8 text; expected YAML"),
             ConfigError::Invalid { file, line, column, message } => {
                 write!(f, "{file}:{line}:{column}: {}", crate::secret::hide_key_like(message))
+            }
+            ConfigError::Several(errors) => {
+                write!(f, "{} errors:", errors.len())?;
+                for e in errors {
+                    write!(f, "\n{e}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -772,26 +805,40 @@ impl Validator<'_> {
     }
 
     fn validate(mut self, raw: RawConfig) -> Result<Loaded, ConfigError> {
-        let smile_id = self.smile_id(raw.smile_id)?;
-        let poll = self.poll(raw.poll)?;
-        let discovery = self.discovery(raw.discovery)?;
+        let mut errors = Vec::new();
+        let smile_id = keep(&mut errors, self.smile_id(raw.smile_id));
+        let poll = keep(&mut errors, self.poll(raw.poll));
+        let discovery = keep(&mut errors, self.discovery(raw.discovery));
+        // A discovery section in error may be meant on: no error about missing targets then.
+        let discovering = discovery.as_ref().is_none_or(|d| d.enabled);
         let targets = match raw.targets {
-            Some(t) if discovery.enabled && t.value.is_empty() => Vec::new(),
-            Some(t) => self.targets(t)?,
-            None if discovery.enabled => Vec::new(),
+            Some(t) if discovering && t.value.is_empty() => Some(Vec::new()),
+            Some(t) => keep(&mut errors, self.targets(t)),
+            None if discovering => Some(Vec::new()),
             None => {
-                return Err(ConfigError::Invalid {
+                errors.push(ConfigError::Invalid {
                     file: self.file.to_owned(),
                     line: 1,
                     column: 1,
                     message: "targets: missing; expected a list of countries with id_types, or discovery.enabled: true"
                         .to_owned(),
                 });
+                None
             }
         };
-        let web = self.web(raw.web)?;
-        let notify = self.notify(raw.notify)?;
-        Ok(Loaded { config: Config { smile_id, poll, targets, web, discovery, notify }, warnings: self.warnings })
+        let web = keep(&mut errors, self.web(raw.web));
+        let notify = keep(&mut errors, self.notify(raw.notify));
+        match (smile_id, poll, discovery, targets, web, notify) {
+            (Some(smile_id), Some(poll), Some(discovery), Some(targets), Some(web), Some(notify))
+                if errors.is_empty() =>
+            {
+                Ok(Loaded {
+                    config: Config { smile_id, poll, targets, web, discovery, notify },
+                    warnings: self.warnings,
+                })
+            }
+            _ => Err(ConfigError::all(errors)),
+        }
     }
 
     fn discovery(&mut self, raw: Option<At<RawDiscovery>>) -> Result<DiscoveryConfig, ConfigError> {
@@ -1087,32 +1134,40 @@ impl Validator<'_> {
         let mut seen = HashSet::new();
         let mut targets = Vec::new();
         let mut unlisted = Vec::new();
+        let mut errors = Vec::new();
         for t in raw.value {
             if t.id_types.value.is_empty() {
-                return self.error(
+                errors.push(invalid(
+                    self.file,
                     &t.id_types.referenced,
                     format!(
                         "targets: {}: id_types is empty; expected at least one ID type such as BVN",
                         t.country.value
                     ),
-                );
+                ));
+                continue;
             }
             for id in t.id_types.value {
                 let target = Target::new(t.country.value, id.value);
                 if !seen.insert(target.clone()) {
-                    return self.error(
+                    errors.push(invalid(
+                        self.file,
                         &id.referenced,
                         format!(
                             "targets: {} {} is listed twice; expected each pair once",
                             target.country, target.id_type
                         ),
-                    );
+                    ));
+                    continue;
                 }
                 if !catalog::is_known(&target.country, &target.id_type) {
                     unlisted.push((id.referenced, target.clone()));
                 }
                 targets.push(target);
             }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError::all(errors));
         }
         self.warn_unlisted(&unlisted);
         Ok(targets)

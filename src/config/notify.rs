@@ -78,8 +78,21 @@ impl Validator<'_> {
     pub(super) fn notify(&mut self, raw: RawNotify) -> Result<NotifyConfig, ConfigError> {
         let mut names = HashSet::new();
         let mut webhooks = Vec::with_capacity(raw.webhooks.len());
+        let mut errors = Vec::new();
         for (i, w) in raw.webhooks.into_iter().enumerate() {
-            let w = w.value;
+            match self.webhook(i, w.value, &mut names) {
+                Ok(w) => webhooks.push(w),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError::all(errors));
+        }
+        Ok(NotifyConfig { webhooks })
+    }
+
+    fn webhook(&mut self, i: usize, w: RawWebhook, names: &mut HashSet<String>) -> Result<WebhookConfig, ConfigError> {
+        {
             let key = format!("notify.webhooks[{i}]");
             let name = w.name.value.trim().to_owned();
             let valid_name = !name.is_empty()
@@ -140,9 +153,8 @@ impl Validator<'_> {
                     );
                 }
             };
-            webhooks.push(WebhookConfig { name, url, secret, countries, id_types, states, timeout });
+            Ok(WebhookConfig { name, url, secret, countries, id_types, states, timeout })
         }
-        Ok(NotifyConfig { webhooks })
     }
 
     fn webhook_secret(

@@ -744,3 +744,35 @@ mod notify {
         }
     }
 }
+
+/// Once the file parses, every section and every list entry is checked: one run shows every
+/// mistake, in file order, each with its line.
+#[test]
+fn every_semantic_error_is_reported_not_only_the_first() {
+    let text = with("  timeout: 10s", "  timeout: 0s")
+        .replace("    id_types: [BVN, NIN_V2, BANK_ACCOUNT]", "    id_types: [BVN, BVN]")
+        .replace("    id_types: [NATIONAL_ID]", "    id_types: []")
+        .replace("  listen_address: \":9877\"", "  listen_address: \"nowhere\"");
+    let e = parse(&text, "cfg.yaml", Path::new("."), &env).unwrap_err();
+    let ConfigError::Several(errors) = &e else { panic!("one error only: {e}") };
+    let lines: Vec<u32> = errors
+        .iter()
+        .map(|e| match e {
+            ConfigError::Invalid { line, .. } => *line,
+            other => panic!("{other}"),
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            line_of(&text, "timeout: 0s"),
+            line_of(&text, "[BVN, BVN]"),
+            line_of(&text, "id_types: []"),
+            line_of(&text, "nowhere")
+        ],
+        "{e}"
+    );
+    let shown = e.to_string();
+    assert!(shown.starts_with("4 errors:\ncfg.yaml:"), "{shown}");
+    assert!(shown.contains("listed twice") && shown.contains("id_types is empty") && shown.contains("not an address"), "{shown}");
+}
