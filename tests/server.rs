@@ -412,42 +412,69 @@ mod connections {
         shutdown.cancel();
     }
 
+    /// Reads one whole answer from `s` (headers and a short body), returning its text.
+    fn answer(s: &mut TcpStream) -> String {
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut text = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&text).contains("ok\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before a whole answer: {}", String::from_utf8_lossy(&text));
+            text.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn connections_beyond_the_cap_evict_the_idlest_or_are_refused_and_counted() {
+    async fn at_the_cap_connections_take_turns_and_no_request_is_cut() {
         let metrics = ConnectionMetrics::default();
-        let options = ServerOptions { max_connections: 2, metrics: metrics.clone(), ..Default::default() };
+        let options = ServerOptions {
+            max_connections: 2,
+            evict_idle_after: Duration::from_millis(300),
+            metrics: metrics.clone(),
+            ..Default::default()
+        };
         let (addr, shutdown, slow) = serve(options).await;
         let counted = metrics.clone();
         tokio::task::spawn_blocking(move || {
             // Two requests in flight (held until released) fill the cap: a third connection
-            // is closed at once.
-            let busy = [get(addr, "/slow"), get(addr, "/slow")];
+            // is neither served nor closed; it waits for a slot.
+            let mut busy = [get(addr, "/slow"), get(addr, "/slow")];
             eventually_blocking("both /slow requests in flight", PATIENCE, || (slow.held() == 2).then_some(()));
             assert_eq!(counted.open(), 2);
-            let mut third = TcpStream::connect(addr).unwrap();
-            let _ = third.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"); // may race the close
-            let refused = closed_within(third, Duration::from_secs(1)).expect("served beyond the cap");
-            assert!(refused < Duration::from_millis(500), "{refused:?}");
-            assert_eq!(counted.refused_total("limit"), 1);
-            // Once they are answered they sit idle; a new connection closes the idlest.
+            let mut third = get(addr, "/");
+            assert!(
+                closed_within(third.try_clone().unwrap(), Duration::from_millis(300)).is_none(),
+                "a connection beyond the cap is closed rather than kept waiting"
+            );
+            // Released: both answer whole; one of the answers closes its connection, cleanly,
+            // to let the third in, which is then served.
             slow.release();
-            let mut busy = busy.map(|mut s| {
-                let mut buf = [0u8; 1024];
-                let n = s.read(&mut buf).unwrap();
-                assert!(String::from_utf8_lossy(&buf[..n]).contains("ok"));
-                s
-            });
+            let answers = busy.each_mut().map(answer);
+            let closing = answers.iter().filter(|a| a.to_ascii_lowercase().contains("connection: close")).count();
+            assert_eq!(closing, 1, "{answers:?}");
+            assert!(answer(&mut third).contains("ok"), "the waiting connection is served");
+            assert_eq!(counted.refused_total("limit"), 1);
+            assert_eq!(counted.refused_total("evicted"), 0);
+            // A connection that never sends a request is the first to go for a new one.
+            let kept =
+                busy.into_iter().zip(&answers).find(|(_, a)| !a.to_ascii_lowercase().contains("close")).unwrap().0;
+            let mut kept = [kept, third];
+            eventually_blocking("the rotated connection to close", PATIENCE, || (counted.open() == 2).then_some(()));
+            // Kept-alive connections idle for evict_idle_after make room for a new one.
             let mut fresh = get(addr, "/");
-            let mut buf = [0u8; 1024];
-            fresh.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            let n = fresh.read(&mut buf).unwrap();
-            assert!(String::from_utf8_lossy(&buf[..n]).contains("ok"), "the new connection is served");
+            assert!(answer(&mut fresh).contains("ok"), "a new connection is served");
             assert_eq!(counted.refused_total("evicted"), 1);
-            let evicted = busy
+            let evicted = kept
                 .iter_mut()
                 .filter(|s| closed_within(s.try_clone().unwrap(), Duration::from_millis(500)).is_some())
                 .count();
             assert_eq!(evicted, 1, "exactly the idlest connection is closed");
+            let silent = TcpStream::connect(addr).unwrap();
+            eventually_blocking("the silent connection to count", PATIENCE, || (counted.open() == 2).then_some(()));
+            let mut another = get(addr, "/");
+            assert!(answer(&mut another).contains("ok"));
+            assert!(closed_within(silent, Duration::from_secs(2)).is_some(), "the silent connection went first");
         })
         .await
         .unwrap();

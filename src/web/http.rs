@@ -96,9 +96,13 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// Limits that keep a few clients from starving the server.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
-    /// Connections open at once. At the cap, a new connection closes the connection idle
-    /// the longest; if every one has a request in flight, the new one is closed at once.
-    /// Lowered to fit the open-files limit.
+    /// Connections open at once; lowered to fit the open-files limit. At the cap a new
+    /// connection is accepted only when one is freed: the one that never sent a request
+    /// and has waited longest is closed, or one idle for `evict_idle_after` after its last
+    /// answer; otherwise the next HTTP/1 answer on a kept-alive connection carries
+    /// `Connection: close`, which ends that connection cleanly once answered, and the new
+    /// one waits for its slot (those behind it wait in the listen backlog). No request is
+    /// ever cut: the cap rotates connections between requests instead of thrashing them.
     pub max_connections: usize,
     /// How long a new connection may take to send its first request (its headers, for
     /// HTTP/1): a connection that sends nothing, or only the HTTP/2 preface, is closed then.
@@ -106,6 +110,10 @@ pub struct ServerOptions {
     /// How long a connection may stay open without a request after its last one
     /// (keep-alive, HTTP/1 and HTTP/2).
     pub idle_timeout: Duration,
+    /// At the cap, how long a kept-alive connection must have been idle since its last
+    /// answer to be closed for a new one: long enough that a client looping on it is
+    /// never caught between two requests.
+    pub evict_idle_after: Duration,
     /// Where refused and open connections are counted.
     pub metrics: ConnectionMetrics,
 }
@@ -116,6 +124,7 @@ impl Default for ServerOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
+            evict_idle_after: Duration::from_secs(5),
             metrics: ConnectionMetrics::default(),
         }
     }
@@ -188,6 +197,54 @@ struct Connections {
     open: HashMap<u64, Arc<Activity>>,
 }
 
+impl Connections {
+    /// Frees a slot if one may be freed now: closes the connection that never sent a
+    /// request and has waited longest, or else one idle for `kept_idle` since its last
+    /// answer. Returns whether there is room.
+    fn make_room(&mut self, cap: usize, kept_idle: Duration, metrics: &ConnectionMetrics) -> bool {
+        if self.open.len() < cap {
+            return true;
+        }
+        let now = Instant::now();
+        let idle = |a: &Activity| a.in_flight.load(Ordering::Acquire) == 0;
+        let never_used = self
+            .open
+            .iter()
+            .filter(|(_, a)| idle(a) && a.requests.load(Ordering::Acquire) == 0)
+            .min_by_key(|(_, a)| a.last())
+            .map(|(id, _)| *id);
+        let kept = || {
+            self.open
+                .iter()
+                .filter(|(_, a)| idle(a) && now.duration_since(a.last()) >= kept_idle)
+                .min_by_key(|(_, a)| a.last())
+                .map(|(id, _)| *id)
+        };
+        match never_used.or_else(kept).and_then(|id| self.open.remove(&id)) {
+            Some(victim) => {
+                victim.evict.cancel();
+                metrics.refused("evicted");
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What the accept loop and the connections share.
+#[derive(Default)]
+struct Shared {
+    connections: Mutex<Connections>,
+    /// Told whenever a connection ends.
+    freed: tokio::sync::Notify,
+    /// Set while a new connection waits for a slot: the next HTTP/1 answer takes it and
+    /// closes its connection (`Connection: close`).
+    rotate: std::sync::atomic::AtomicBool,
+}
+
+/// How often a connection waiting for a slot looks again for one to free.
+const ROOM_CHECK: Duration = Duration::from_millis(200);
+
 /// The cap that fits the open-files limit: `requested`, or less with a warning.
 fn fitting_cap(requested: usize) -> usize {
     #[cfg(unix)]
@@ -219,9 +276,9 @@ pub async fn serve_with_options(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
-    let connections = Arc::new(Mutex::new(Connections::default()));
+    let shared = Arc::new(Shared::default());
     let tracker = TaskTracker::new();
-    loop {
+    'serve: loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -235,6 +292,26 @@ pub async fn serve_with_options(
                 }
             },
         };
+        // At the cap, this connection waits for a slot (the next ones in the backlog);
+        // meanwhile one kept-alive connection is asked to close after its next answer.
+        loop {
+            let freed = shared.freed.notified();
+            let room = shared.connections.lock().unwrap_or_else(|p| p.into_inner()).make_room(
+                cap,
+                options.evict_idle_after,
+                &metrics,
+            );
+            if room {
+                break;
+            }
+            shared.rotate.store(true, Ordering::Release);
+            tokio::select! {
+                _ = shutdown.cancelled() => break 'serve,
+                _ = freed => {}
+                _ = tokio::time::sleep(ROOM_CHECK) => {}
+            }
+        }
+        shared.rotate.store(false, Ordering::Release);
         let activity = Arc::new(Activity {
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
@@ -242,27 +319,7 @@ pub async fn serve_with_options(
             evict: CancellationToken::new(),
         });
         let id = {
-            let mut conns = connections.lock().unwrap_or_else(|p| p.into_inner());
-            if conns.open.len() >= cap {
-                let idlest = conns
-                    .open
-                    .iter()
-                    .filter(|(_, a)| a.in_flight.load(Ordering::Acquire) == 0)
-                    .min_by_key(|(_, a)| a.last())
-                    .map(|(id, _)| *id);
-                match idlest.and_then(|id| conns.open.remove(&id)) {
-                    Some(victim) => {
-                        victim.evict.cancel();
-                        metrics.refused("evicted");
-                    }
-                    None => {
-                        metrics.refused("limit");
-                        drop(stream);
-                        tracing::debug!(%peer, "connection refused: every connection has a request in flight");
-                        continue;
-                    }
-                }
-            }
+            let mut conns = shared.connections.lock().unwrap_or_else(|p| p.into_inner());
             conns.next += 1;
             let id = conns.next;
             conns.open.insert(id, activity.clone());
@@ -271,18 +328,26 @@ pub async fn serve_with_options(
         };
         let handler = handler.clone();
         let on_request = activity.clone();
+        let (rotation, counter) = (shared.clone(), metrics.clone());
         let service = hyper::service::service_fn(move |req| {
             let in_flight = InFlight::new(&on_request);
+            let http1 = req.version() < hyper::Version::HTTP_2;
             let answer = handler(req);
+            let (rotation, counter) = (rotation.clone(), counter.clone());
             async move {
-                let resp = answer.await;
+                let mut resp = answer.await;
+                // A connection waits for a slot: this one ends once answered, cleanly.
+                if http1 && rotation.rotate.swap(false, Ordering::AcqRel) {
+                    resp.headers_mut().insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                    counter.refused("limit");
+                }
                 drop(in_flight);
                 Ok::<_, Infallible>(resp)
             }
         });
         let builder = builder.clone();
         let acceptor = tls();
-        let (shutdown, connections, metrics) = (shutdown.clone(), connections.clone(), metrics.clone());
+        let (shutdown, shared, metrics) = (shutdown.clone(), shared.clone(), metrics.clone());
         let timeouts = (options.header_read_timeout, options.idle_timeout);
         tracker.spawn(async move {
             let result = match acceptor {
@@ -326,9 +391,11 @@ pub async fn serve_with_options(
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            let mut conns = connections.lock().unwrap_or_else(|p| p.into_inner());
+            let mut conns = shared.connections.lock().unwrap_or_else(|p| p.into_inner());
             conns.open.remove(&id);
             metrics.set_open(conns.open.len());
+            drop(conns);
+            shared.freed.notify_waiters();
         });
     }
     drop(listener);
@@ -541,9 +608,9 @@ pub struct ConnectionMetrics {
 }
 
 impl ConnectionMetrics {
-    /// The `reason` label values: `limit` (a new connection closed at once: every slot has a
-    /// request in flight), `evicted` (an idle connection closed to make room for a new one),
-    /// `accept_error` (accepting failed, for example out of file descriptors).
+    /// The `reason` label values: `limit` (a kept-alive connection ended after its answer,
+    /// `Connection: close`, for one waiting at the cap), `evicted` (an idle connection closed
+    /// to make room), `accept_error` (accepting failed, for example out of file descriptors).
     pub const REASONS: [&'static str; 3] = ["limit", "evicted", "accept_error"];
 
     /// Counts one connection refused or dropped for `reason`, one of [`Self::REASONS`].
@@ -573,8 +640,10 @@ impl Default for ConnectionMetrics {
             Opts::new(
                 "idauth_http_connections_refused_total",
                 "HTTP connections closed by the exporter to stay under --web.max-connections, by reason: \
-                 limit (new connection refused, every slot busy), evicted (idle connection closed to make room), \
-                 accept_error (accepting failed, e.g. out of file descriptors).",
+                 limit (a kept-alive connection ended cleanly after its answer, with Connection: close, \
+                 to make room for one waiting), evicted (a connection that never sent a request, or idle \
+                 since its last answer, closed to make room), accept_error (accepting failed, e.g. out of \
+                 file descriptors).",
             ),
             &["reason"],
         )
