@@ -102,6 +102,9 @@ fn critical_alerts_page_and_warnings_go_to_chat() {
         "IdAuthExporterReplicaDown",
         "IdAuthExporterReplicaStalled",
         "IdAuthExporterPollsFailing",
+        "IdAuthWebhookFailing",
+        "IdAuthWebhookReplicaFailing",
+        "IdAuthWebhookEventsLost",
     ] {
         let alertname = format!("alertname={warning}");
         assert_eq!(route(&[alertname.as_str(), "severity=warning", "job=idauth-exporter"]), "chat", "{warning}");

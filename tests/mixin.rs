@@ -150,3 +150,38 @@ fn the_confirmation_and_recovery_policies_are_settings() {
     assert_eq!(recovery(1), "300", "one poll resolves on the first online check");
     assert_eq!(recovery(2), "900", "two polls: the second online check, 1200 s after the last offline one");
 }
+
+#[test]
+fn the_webhook_alerts_read_every_replica_and_their_thresholds_are_settings() {
+    let custom = jsonnet(
+        "local m = (import 'mixin.libsonnet') + { _config+:: {
+           replicaLabels+: ['pod_ip'],
+           webhookFailingAfterSeconds: 7200,
+           webhookReplicaFailingForSeconds: 300,
+           webhookLostWindowSeconds: 3600,
+         } };
+         { alerts: m.prometheusAlerts }",
+    );
+    let alerts = &custom["alerts"];
+    let replicas = "without (instance, pod, node, container, endpoint, service, pod_ip)";
+    // A receiver has a change once any replica delivered it: the receiver-side alert fires
+    // only when every replica has waited (the minimum), ...
+    let failing = rule(alerts, "IdAuthWebhookFailing");
+    let expr = failing["expr"].as_str().unwrap();
+    assert!(expr.starts_with(&format!("min {replicas} (")) && expr.ends_with("> 7200"), "{expr}");
+    // ... and one replica waiting alone is named by another alert, after its own for:.
+    let replica = rule(alerts, "IdAuthWebhookReplicaFailing");
+    let expr = replica["expr"].as_str().unwrap();
+    assert!(expr.contains("> 7200") && expr.contains("<= 7200") && expr.contains(&format!("min {replicas}")), "{expr}");
+    assert_eq!(replica["for"], "5m");
+    // Lost: every replica gave up within the window; a webhook removed on purpose is not a loss.
+    let lost = rule(alerts, "IdAuthWebhookEventsLost");
+    let expr = lost["expr"].as_str().unwrap();
+    assert!(expr.starts_with(&format!("min {replicas} (")) && expr.contains("[1h]"), "{expr}");
+    assert!(expr.contains(r#"reason=~"expired|overflow""#) && !expr.contains("removed"), "{expr}");
+    for alert in [failing, replica, lost] {
+        assert_eq!(alert["labels"]["severity"], "warning", "{alert}");
+        let summary = alert["annotations"]["summary"].as_str().unwrap();
+        assert!(summary.contains("{{ $labels.webhook }}"), "the summary names the webhook: {summary}");
+    }
+}

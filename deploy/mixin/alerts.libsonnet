@@ -12,6 +12,9 @@
 //
 // and the consequences (unknown or stale authorities, failing polls) are inhibited by
 // the cause in the Alertmanager example, or excluded by their own expressions.
+//
+// Webhook alerts (IdAuthWebhook*) are one per webhook: a receiver has a change once any
+// replica delivered it (see the idauth.webhooks group).
 local utils = import 'lib/utils.libsonnet';
 
 {
@@ -82,6 +85,10 @@ local utils = import 'lib/utils.libsonnet';
     lookback: lookback,
     window: utils.duration(2 * period),
   },
+  // Each replica's wait for its oldest undelivered change to a webhook (0 when none waits),
+  // read with max_over_time so that a failed scrape neither drops a replica from the
+  // minimum below nor resets a `for:`.
+  local webhookAge = 'max_over_time(idauth_webhook_oldest_pending_age_seconds{%s}[%s])' % [sel, lookback],
   local heartbeatAge = 'time() - max_over_time(idauth_poll_cycle_last_run_timestamp_seconds{%s}[%s])' % [sel, lookback],
   local stalled = 'min %s (%s) > %d' % [replicas, heartbeatAge, c.stalledAfterSeconds],
 
@@ -244,6 +251,68 @@ local utils = import 'lib/utils.libsonnet';
             'min %(replicas)s (time() - max_over_time(idauth_discovery_last_success_timestamp_seconds{%(sel)s}[%(lookback)s])) > %(after)d' % { replicas: replicas, sel: sel, lookback: lookback, after: c.discoveryFailingAfterSeconds },
             "idauth-exporter: Smile ID's catalogue not read for {{ $value | humanizeDuration }}",
             "No replica of idauth-exporter has read Smile ID's catalogue (discovery) for {{ $value | humanizeDuration }}. The pairs it last listed are still watched, but pairs the provider added since are not. Failures are counted in idauth_discovery_refreshes_total{result=\"failure\"}; the exporter log says why.",
+          ),
+        ],
+      },
+      // The webhooks. Every replica sends every change of state itself (same webhook-id), and
+      // receivers deduplicate, so a receiver lacks a change only when no replica delivered
+      // it. Hence the minimum over the replicas: IdAuthWebhookFailing fires when EVERY
+      // replica (scraped now) has had a delivery waiting longer than the threshold, which
+      // is when the receiver really lacks changes (receiver down, wrong secret, its
+      // certificate, a firewall in front of it). With the maximum, one replica whose own
+      // egress is broken would say "the receiver lacks changes" while the others deliver
+      // them. That replica is not hidden either: IdAuthWebhookReplicaFailing names it (as
+      // ReplicaDown and ReplicaStalled do), so whenever some replica has waited longer than
+      // the threshold, one of the two fires. One limit: a replica that never had the change
+      // (started after it without the others' store) has nothing waiting and keeps the
+      // minimum low; the replica alert then fires, and its description says to check the
+      // receiver in that case.
+      {
+        name: 'idauth.webhooks',
+        rules: [
+          alert(
+            'IdAuthWebhookFailing',
+            'warning',
+            // No `for:`: the threshold is on the wait itself, which survives restarts (the
+            // outbox is on disk, and the exporter computes the age at scrape time).
+            'min %(replicas)s (%(age)s) > %(after)d' % { replicas: replicas, age: webhookAge, after: c.webhookFailingAfterSeconds },
+            'Webhook {{ $labels.webhook }}: changes of state undelivered for {{ $value | humanizeDuration }}',
+            'Every replica of idauth-exporter ({{ $labels.job }}) has had a change of state waiting for delivery to the webhook {{ $labels.webhook }} for at least {{ $value | humanizeDuration }}: the receiver has not got it from any of them (one replica\'s delivery would do: receivers deduplicate by webhook-id). idauth_webhook_deliveries_total by result says how deliveries fail (rejected: a non-2xx answer, such as 401 or 403 for a wrong secret; timeout; unreachable: connection refused, DNS, TLS), and the exporter log says why ("webhook delivery failed", webhook={{ $labels.webhook }}). Nothing is lost yet: the outbox keeps the changes on disk and retries them for 24 hours or more.',
+          ),
+          alert(
+            'IdAuthWebhookReplicaFailing',
+            'warning',
+            |||
+              %(age)s > %(after)d
+                and ignoring (%(replicaList)s)
+              min %(replicas)s (%(age)s) <= %(after)d
+            ||| % { age: webhookAge, replicas: replicas, replicaList: replicaList, after: c.webhookFailingAfterSeconds },
+            'idauth-exporter replica {{ $labels.instance }}: webhook {{ $labels.webhook }} deliveries waiting for {{ $value | humanizeDuration }}',
+            'The replica {{ $labels.instance }} has had a change of state waiting for delivery to the webhook {{ $labels.webhook }} for {{ $value | humanizeDuration }}, while another replica has nothing waiting that long: the receiver most likely got the change from that replica (receivers deduplicate by webhook-id), and the way from this replica to the receiver is broken (its egress, DNS, proxy, firewall or CA certificates; the exporter log says why: "webhook delivery failed", webhook={{ $labels.webhook }}). Nothing is lost while another replica delivers; this one gives up after 24 hours or more. If the other replicas started after the change without this one\'s store, they never had it: check the receiver as for IdAuthWebhookFailing.',
+            c.webhookReplicaFailingForSeconds,
+          ),
+          alert(
+            'IdAuthWebhookEventsLost',
+            'warning',
+            // Per replica: its deliveries given up on (expired after 24 hours or more of
+            // retries, or dropped from a full outbox) within the window, 0 for a replica that
+            // serves the webhook but no such counter; then the minimum over the replicas that
+            // serve the webhook now. A replica that alone gives up has been named by
+            // IdAuthWebhookReplicaFailing for a day, while the others delivered. `removed`
+            // (the webhook taken out of the configuration) is intended, not a loss.
+            |||
+              min %(replicas)s (
+                  (
+                      sum without (reason) (increase(idauth_webhook_dropped_total{%(sel)s, reason=~"expired|overflow"}[%(window)s]))
+                    or
+                      0 * max_over_time(idauth_webhook_pending{%(sel)s}[%(lookback)s])
+                  )
+                and
+                  max_over_time(idauth_webhook_pending{%(sel)s}[%(lookback)s])
+              ) > 0
+            ||| % { replicas: replicas, sel: sel, lookback: lookback, window: utils.duration(c.webhookLostWindowSeconds) },
+            'Webhook {{ $labels.webhook }}: changes of state lost',
+            'Every replica of idauth-exporter ({{ $labels.job }}) gave up on some delivery to the webhook {{ $labels.webhook }} within the last %s: it failed for 24 hours or more (expired), or the outbox for the webhook was full (overflow). The receiver has not got those changes from any replica, and nothing will send them again: replay them by hand from /api/v1/events (idauth_webhook_dropped_total by reason says which case it is).' % utils.duration(c.webhookLostWindowSeconds),
           ),
         ],
       },

@@ -94,6 +94,26 @@
     // worth a look, not a page.
     discoveryFailingAfterSeconds: 24 * 3600,
 
+    // The webhooks (notify.webhooks). Every replica sends every change of state itself, and
+    // receivers deduplicate by webhook-id, so a receiver has a change when any replica
+    // delivered it.
+    // IdAuthWebhookFailing: every replica has had a delivery to the webhook waiting this long
+    // (idauth_webhook_oldest_pending_age_seconds): the receiver has not got it from anybody.
+    // Nothing is lost yet (the outbox retries for 24 hours or more); an hour is worth a look,
+    // not a page.
+    webhookFailingAfterSeconds: 3600,
+    // IdAuthWebhookReplicaFailing: one replica has waited that long while another has not.
+    // It waits this long first, because replicas see the same change up to a poll period
+    // apart: when every replica fails, one crosses the threshold that much before the others,
+    // and must not show as failing alone in between.
+    webhookReplicaFailingForSeconds: self.pollPeriodSeconds,
+    // IdAuthWebhookEventsLost: every replica gave up on some delivery to the webhook (expired
+    // after its retries, or its outbox overflowed) within this window. Replicas give up on
+    // the same change at different times (each saw it at its own poll and retries on its own
+    // schedule), so the window must cover that spread; the alert fires for this long after
+    // the loss.
+    webhookLostWindowSeconds: 6 * 3600,
+
     // Where each alert's runbook_url points: %s is the alert's name in lower case.
     runbookURLPattern: 'https://github.com/idauth-exporter/idauth-exporter/blob/main/docs/runbook.md#%s',
     // Labels added to every alert (for example a team label your Alertmanager routes on).

@@ -141,16 +141,16 @@ local utils = import 'lib/utils.libsonnet';
 
     d.table(
       'Firing alerts',
-      'The IdAuth* alerts firing now (Prometheus ALERTS), critical first. Click an alert name or its runbook to open the runbook. Authority alerts are one per authority, whatever the number of replicas.',
+      'The IdAuth* alerts firing now (Prometheus ALERTS), critical first. Click an alert name or its runbook to open the runbook. Authority alerts are one per authority, whatever the number of replicas; webhook alerts one per webhook.',
       [0, 4, 24, 6],
       [d.target(
-        withRunbooks('max by (alertname, severity, %s, instance) (ALERTS{%s})' % [by, alertMatchers]),
+        withRunbooks('max by (alertname, severity, %s, instance, webhook) (ALERTS{%s})' % [by, alertMatchers]),
         instant=true,
         format='table',
       )],
       [['severity', 'Severity'], ['alertname', 'Alert']]
       + [['country', 'Country'], ['id_type', 'ID type']] + [[l, capitalized(l)] for l in c.groupLabels]
-      + [['instance', 'Replica'], ['runbook_url', 'Runbook']],
+      + [['instance', 'Replica'], ['webhook', 'Webhook'], ['runbook_url', 'Runbook']],
       [],
       hidden=['Value', 'Value #A'],
       overrides=[
@@ -372,6 +372,43 @@ local utils = import 'lib/utils.libsonnet';
       max=1,
       thresholds=d.thresholds('green', [[c.pollFailureRatio, 'red']]),
       thresholdsStyle='dashed',
+    ),
+
+    // The webhooks (notify.webhooks): every replica sends every change itself, so the
+    // outboxes are shown per replica; a receiver has a change once any replica delivered it.
+    {
+      type: 'row',
+      title: 'Webhooks (outboxes per replica)',
+      collapsed: false,
+      gridPos: { x: 0, y: 78, w: 24, h: 1 },
+      datasource: d.datasource,
+      panels: [],
+    },
+    d.timeseries(
+      'Webhook deliveries per hour, by result',
+      'Per webhook: delivery attempts per hour by result, summed over the selected replicas (each replica delivers every change itself, and retries failed ones): success, rejected (a non-2xx answer, such as 401 or 403 for a wrong secret), timeout, unreachable (connection refused, DNS, TLS).',
+      [0, 79, 8, 8],
+      [d.target('3600 * sum by (webhook, result) (rate(idauth_webhook_deliveries_total{%s}[$__rate_interval]))' % replica, '{{webhook}}: {{result}}')],
+      'suffix: deliveries/h',
+      legendCalcs=['max', 'lastNotNull'],
+    ),
+    d.timeseries(
+      'Webhook deliveries waiting',
+      'Per webhook and replica: changes of state waiting in the outbox (delivery failed, to be retried, for 24 hours or more).',
+      [8, 79, 8, 8],
+      [d.target('idauth_webhook_pending{%s}' % replica, '{{webhook}} on {{instance}}')],
+      'none',
+      legendCalcs=['max', 'lastNotNull'],
+    ),
+    d.timeseries(
+      'Oldest waiting webhook delivery',
+      'Per webhook and replica: how long the oldest waiting change has waited (0 when none waits). IdAuthWebhookFailing fires when every replica has waited longer than %s; IdAuthWebhookReplicaFailing when one replica has, while another has not (the receiver most likely got the change from that one).' % utils.duration(c.webhookFailingAfterSeconds),
+      [16, 79, 8, 8],
+      [d.target('idauth_webhook_oldest_pending_age_seconds{%s}' % replica, '{{webhook}} on {{instance}}')],
+      's',
+      thresholds=d.thresholds('green', [[c.webhookFailingAfterSeconds, 'red']]),
+      thresholdsStyle='dashed',
+      legendCalcs=['max', 'lastNotNull'],
     ),
   ],
 
