@@ -774,5 +774,8 @@ fn every_semantic_error_is_reported_not_only_the_first() {
     );
     let shown = e.to_string();
     assert!(shown.starts_with("4 errors:\ncfg.yaml:"), "{shown}");
-    assert!(shown.contains("listed twice") && shown.contains("id_types is empty") && shown.contains("not an address"), "{shown}");
+    assert!(
+        shown.contains("listed twice") && shown.contains("id_types is empty") && shown.contains("not an address"),
+        "{shown}"
+    );
 }
