@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use idauth_exporter::history::events::Query;
 use idauth_exporter::history::{FILE_NAME, History, HistoryMetrics, Point};
 use idauth_exporter::model::{AuthorityState, Observation, Rate, Target};
 use idauth_exporter::store::Store;
@@ -194,6 +195,14 @@ fn degrades_to_memory(history: History, metrics: &HistoryMetrics, operation: &st
     let points = api::points(&store, &history, &ng, now - TimeDelta::hours(1), now + TimeDelta::seconds(1));
     assert_eq!(points.len(), 2, "history is kept in memory");
     assert_eq!(store.pair_now(&ng, now).unwrap().since, Some(now - TimeDelta::minutes(11)));
+    // A change is kept in memory too, and the event feed shows it from there.
+    let later = now + TimeDelta::minutes(10);
+    store.record_success(&ng, observed(later, AuthorityState::Online, 1.0).observation().unwrap(), later);
+    for after in [None, Some(0)] {
+        let page = history.changes(Query { after, before: None, limit: 10 }).expect("served from memory");
+        let shown: Vec<_> = page.changes.iter().map(|c| (c.from, c.to)).collect();
+        assert_eq!(shown, vec![(AuthorityState::Offline, AuthorityState::Online)], "after {after:?}");
+    }
 }
 
 #[test]

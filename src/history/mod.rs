@@ -491,6 +491,11 @@ impl History {
             if whole || self.memory.is_some() {
                 return Ok(page);
             }
+            // The store is down (it could not be opened, or failed): memory holds every
+            // change since then, which is what there is to show.
+            if self.disk().is_none() {
+                return Ok(page);
+            }
         }
         let disk = self.disk().ok_or(HistoryError::NoStore)?;
         disk.changes(query).inspect_err(|_| self.metrics.error("read"))
