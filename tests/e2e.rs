@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use chrono::TimeZone;
 use common::*;
 use idauth_exporter::config::Environment;
+use idauth_exporter::model::AuthorityState;
 use idauth_exporter::secret::Secret;
 use idauth_exporter::simulator::{Account, Scenario, Simulator, SystemClock};
 use idauth_exporter::web::http as server;
@@ -229,6 +230,10 @@ impl Hook {
     fn deliveries(&self) -> Vec<Delivery> {
         let mut out = Vec::new();
         for (receiver, n, at) in self.0.lock().unwrap().iter() {
+            // The exporter's own webhooks come to the same server: not Alertmanager's.
+            if receiver == EVENTS {
+                continue;
+            }
             for a in n["alerts"].as_array().unwrap() {
                 out.push(Delivery {
                     receiver: receiver.clone(),
@@ -267,6 +272,11 @@ impl Hook {
     }
 }
 
+/// The path under which the hook server takes the exporter's webhooks.
+const EVENTS: &str = "events";
+/// Their secret.
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 async fn start_hook(hook: Hook, stop: CancellationToken) -> String {
     use http_body_util::BodyExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -275,8 +285,19 @@ async fn start_hook(hook: Hook, stop: CancellationToken) -> String {
         let hook = hook.clone();
         Box::pin(async move {
             let receiver = req.uri().path().trim_start_matches('/').to_owned();
+            let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let (id, ts, signature) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
             let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+            if let Ok(mut v) = serde_json::from_slice::<Value>(&body) {
+                if receiver == EVENTS {
+                    // Kept with its id and whether its signature is right.
+                    let secret = idauth_exporter::secret::WebhookSecret::parse(WEBHOOK_SECRET).unwrap();
+                    let signed = ts
+                        .parse()
+                        .is_ok_and(|ts| idauth_exporter::notify::sign::signature(&secret, &id, ts, &body) == signature);
+                    v["webhook_id"] = json!(id);
+                    v["signed"] = json!(signed);
+                }
                 hook.0.lock().unwrap().push((receiver, v, epoch()));
             }
             server::text(hyper::StatusCode::OK, "text/plain", "ok")
@@ -680,9 +701,17 @@ async fn two_replicas_page_once_through_restarts_and_resolve_once() {
 
     let pairs: &[(&str, &[&str])] = &[("NG", &["BVN", "NIN_V2"]), ("KE", &["NATIONAL_ID"]), ("GH", &["GHANA_CARD"])];
     std::fs::write(dir.path().join("api_key"), format!("{KEY}\n")).unwrap();
+    std::fs::write(dir.path().join("webhook_secret"), format!("{WEBHOOK_SECRET}\n")).unwrap();
+    // Both replicas also tell a KYC backend (the hook server) of NG BVN's changes.
+    let notify = format!(
+        "notify:\n  webhooks:\n    - name: kyc\n      url: {hook_url}/{EVENTS}\n      secret_file: {}\n      \
+         countries: [NG]\n      id_types: [BVN]\n",
+        dir.path().join("webhook_secret").display()
+    );
     let yaml = config_yaml(&sim_url, "v2", pairs, "  retries: 0\n  max_data_age: 30s\n")
         .replace(NEVER, SCHEDULE)
-        .replace("api_key_file: api_key", &format!("api_key_file: {}", dir.path().join("api_key").display()));
+        .replace("api_key_file: api_key", &format!("api_key_file: {}", dir.path().join("api_key").display()))
+        + &notify;
     std::fs::write(dir.path().join("exporter.yaml"), yaml).unwrap();
     for r in &mut replicas {
         r.start();
@@ -935,6 +964,31 @@ async fn two_replicas_page_once_through_restarts_and_resolve_once() {
         };
         assert!(ok, "an unexpected delivery {d:?}: {:?}", hook.summary());
     }
+
+    // The KYC backend heard of the outage and of the recovery, signed, from both replicas
+    // under one id per change (the id of the change itself, whichever replica sent it), and
+    // of nothing else: a receiver deduplicating by id acts once on each.
+    let events: Vec<Value> =
+        hook.0.lock().unwrap().iter().filter(|(r, _, _)| r == EVENTS).map(|(_, v, _)| v.clone()).collect();
+    let target = idauth_exporter::model::Target::new("NG".parse().unwrap(), "BVN".parse().unwrap());
+    let at = |secs: i64| chrono::DateTime::from_timestamp(secs, 0).unwrap();
+    let expected =
+        [(AuthorityState::Offline, first_offline_check, "online"), (AuthorityState::Online, recovery_check, "offline")];
+    for (to, since, from) in expected {
+        let id = idauth_exporter::history::events::Change::id_for(&target, to, at(since));
+        let got: Vec<&Value> = events.iter().filter(|e| e["webhook_id"] == id.as_str()).collect();
+        assert!(
+            got.len() >= 2,
+            "NG BVN to {to} ({id}) reached the receiver {} times, not from both replicas: {events:#?}",
+            got.len()
+        );
+        for e in got {
+            assert_eq!(e["signed"], true, "{e}");
+            assert_eq!((e["data"]["from"].as_str(), e["data"]["to"].as_str()), (Some(from), Some(to.as_str())), "{e}");
+        }
+    }
+    let ids: std::collections::BTreeSet<&str> = events.iter().filter_map(|e| e["webhook_id"].as_str()).collect();
+    assert_eq!(ids.len(), 2, "one id per change, and no other change: {events:#?}");
 
     let empty: Vec<&String> = queries.iter().zip(&with_data).filter(|(_, d)| !**d).map(|(q, _)| q).collect();
     assert!(empty.is_empty(), "dashboard queries that never returned data: {empty:#?}");
