@@ -790,6 +790,20 @@ impl Validator<'_> {
         }
     }
 
+    /// The text of the secret file `path` (relative to the configuration's directory); an
+    /// error at `key` says why not and that it should hold only `what`.
+    fn read_secret_file(&self, path: &At<PathBuf>, key: &str, what: &str) -> Result<String, ConfigError> {
+        let full = self.base_dir.join(&path.value);
+        read_text_capped(&full, SECRET_LIMIT).or_else(|e| {
+            let why = match e {
+                ReadError::Io(e) => format!("cannot read {}: {e}", full.display()),
+                ReadError::TooLarge { limit } => format!("{} is larger than {}", full.display(), fmt_bytes(limit)),
+                ReadError::NotText => format!("{} is not UTF-8 text", full.display()),
+            };
+            self.error(&path.referenced, format!("{key}: {why}; expected a readable file holding only {what}"))
+        })
+    }
+
     fn section_error<T>(&self, section: &serde_saphyr::Location, message: String) -> Result<T, ConfigError> {
         let (line, column) = self.smile_id_key(section);
         Err(ConfigError::Invalid { file: self.file.to_owned(), line, column, message })
@@ -931,23 +945,9 @@ impl Validator<'_> {
             );
             inline.value
         } else if let Some(path) = raw.api_key_file {
-            let full = self.base_dir.join(&path.value);
-            match read_text_capped(&full, SECRET_LIMIT) {
-                Ok(s) => s.trim_end_matches(['\r', '\n']).to_owned(),
-                Err(e) => {
-                    let why = match e {
-                        ReadError::Io(e) => format!("cannot read {}: {e}", full.display()),
-                        ReadError::TooLarge { limit } => {
-                            format!("{} is larger than {}", full.display(), fmt_bytes(limit))
-                        }
-                        ReadError::NotText => format!("{} is not UTF-8 text", full.display()),
-                    };
-                    return self.error(
-                        &path.referenced,
-                        format!("smile_id.api_key_file: {why}; expected a readable file holding only the API key"),
-                    );
-                }
-            }
+            self.read_secret_file(&path, "smile_id.api_key_file", "the API key")?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned()
         } else if let Some(value) = raw.api_key_env {
             let Some(name) = value.value.name() else {
                 return self.error(

@@ -227,17 +227,24 @@ fn unlisted_pairs_give_one_start_up_warning() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn config_check_shows_what_discovery_would_watch_or_why_it_cannot() {
+/// A provider serving the captured catalogue (seven Ghanaian pairs) after `delay`.
+async fn catalogue(delay: std::time::Duration) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(wiremock::matchers::path("/v1/services"))
         .respond_with(
             wiremock::ResponseTemplate::new(200)
-                .set_body_string(include_str!("fixtures/provider/v1-services-android.json")),
+                .set_body_string(include_str!("fixtures/provider/v1-services-android.json"))
+                .set_delay(delay),
         )
         .mount(&server)
         .await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_check_shows_what_discovery_would_watch_or_why_it_cannot() {
+    let server = catalogue(std::time::Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
     let discover = "discovery:\n  enabled: true\n";
@@ -300,16 +307,7 @@ async fn no_empty_cycle_is_logged_before_discovery_has_listed_the_pairs() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(wiremock::matchers::path("/v1/services"))
-        .respond_with(
-            wiremock::ResponseTemplate::new(200)
-                .set_body_string(include_str!("fixtures/provider/v1-services-android.json"))
-                .set_delay(std::time::Duration::from_millis(500)),
-        )
-        .mount(&server)
-        .await;
+    let server = catalogue(std::time::Duration::from_millis(500)).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
     let config = dir.path().join("c.yaml");

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{At, ConfigError, HumanDuration, Validator, fmt_bytes};
-use crate::files::{ReadError, SECRET_LIMIT, read_text_capped};
+use super::{At, ConfigError, HumanDuration, Validator};
 use crate::model::{AuthorityState, Country, IdType, Target};
 use crate::secret::WebhookSecret;
 
@@ -181,23 +180,9 @@ impl Validator<'_> {
                 return self.error(at, format!("{key}: no secret; expected secret_file or secret_env"));
             }
             (Some(f), None) => {
-                let full = self.base_dir.join(&f.value);
-                match read_text_capped(&full, SECRET_LIMIT) {
-                    Ok(s) => (s, format!("{key}.secret_file: {}", full.display()), f.referenced),
-                    Err(e) => {
-                        let why = match e {
-                            ReadError::Io(e) => format!("cannot read {}: {e}", full.display()),
-                            ReadError::TooLarge { limit } => {
-                                format!("{} is larger than {}", full.display(), fmt_bytes(limit))
-                            }
-                            ReadError::NotText => format!("{} is not UTF-8 text", full.display()),
-                        };
-                        return self.error(
-                            &f.referenced,
-                            format!("{key}.secret_file: {why}; expected a readable file holding only the secret"),
-                        );
-                    }
-                }
+                let key = format!("{key}.secret_file");
+                let text = self.read_secret_file(&f, &key, "the secret")?;
+                (text, format!("{key}: {}", self.base_dir.join(&f.value).display()), f.referenced)
             }
             (None, Some(e)) => {
                 let name = e.value.trim();

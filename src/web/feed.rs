@@ -115,20 +115,10 @@ fn read(site: &Site, q: Query) -> Result<Page, (StatusCode, String)> {
 /// Escapes text for XML content and attribute values; drops the characters XML 1.0 cannot
 /// hold at all (control characters other than tab and newlines).
 pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
-    }
-    out
+    let allowed =
+        |c: &char| matches!(c, '\t' | '\n' | '\r') || !((*c as u32) < 0x20 || *c == '\u{fffe}' || *c == '\u{ffff}');
+    // HTML's five escapes are XML's (`&#39;` is as good as `&apos;`).
+    super::http::html_escape(&s.chars().filter(allowed).collect::<String>())
 }
 
 /// The feed's id: a UUID (version 8) of a fixed name, the same on every replica and
@@ -377,7 +367,7 @@ mod tests {
 
     #[test]
     fn text_is_escaped_for_xml() {
-        assert_eq!(xml_escape("a<b>&\"c'\u{1}d\te"), "a&lt;b&gt;&amp;&quot;c&apos;d\te");
+        assert_eq!(xml_escape("a<b>&\"c'\u{1}d\te"), "a&lt;b&gt;&amp;&quot;c&#39;d\te");
         assert_eq!(xml_escape("NG BVN · 99%"), "NG BVN · 99%");
     }
 
