@@ -431,6 +431,7 @@ mod connections {
         let options = ServerOptions {
             max_connections: 2,
             evict_idle_after: Duration::from_millis(300),
+            evict_silent_after: Duration::from_millis(100),
             metrics: metrics.clone(),
             ..Default::default()
         };
@@ -470,8 +471,12 @@ mod connections {
                 .filter(|s| closed_within(s.try_clone().unwrap(), Duration::from_millis(500)).is_some())
                 .count();
             assert_eq!(evicted, 1, "exactly the idlest connection is closed");
+            // A connection silent since it was accepted goes first, once silent a while.
             let silent = TcpStream::connect(addr).unwrap();
-            eventually_blocking("the silent connection to count", PATIENCE, || (counted.open() == 2).then_some(()));
+            eventually_blocking("the silent connection to be served", PATIENCE, || {
+                (counted.refused_total("evicted") == 2).then_some(())
+            });
+            std::thread::sleep(Duration::from_millis(150));
             let mut another = get(addr, "/");
             assert!(answer(&mut another).contains("ok"));
             assert!(closed_within(silent, Duration::from_secs(2)).is_some(), "the silent connection went first");

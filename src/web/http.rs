@@ -97,8 +97,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     /// Connections open at once; lowered to fit the open-files limit. At the cap a new
-    /// connection is accepted only when one is freed: the one that never sent a request
-    /// and has waited longest is closed, or one idle for `evict_idle_after` after its last
+    /// connection is accepted only when one is freed: the one silent for a second since it
+    /// was accepted and waiting longest is closed, or one idle for `evict_idle_after` after its last
     /// answer; otherwise the next HTTP/1 answer on a kept-alive connection carries
     /// `Connection: close`, which ends that connection cleanly once answered, and the new
     /// one waits for its slot (those behind it wait in the listen backlog). No request is
@@ -114,6 +114,9 @@ pub struct ServerOptions {
     /// answer to be closed for a new one: long enough that a client looping on it is
     /// never caught between two requests.
     pub evict_idle_after: Duration,
+    /// At the cap, how long a connection that has sent no request since it was accepted is
+    /// left alone: its request may be on its way (or its TLS handshake under way).
+    pub evict_silent_after: Duration,
     /// Where refused and open connections are counted.
     pub metrics: ConnectionMetrics,
 }
@@ -125,6 +128,7 @@ impl Default for ServerOptions {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
             evict_idle_after: Duration::from_secs(5),
+            evict_silent_after: Duration::from_secs(1),
             metrics: ConnectionMetrics::default(),
         }
     }
@@ -198,19 +202,27 @@ struct Connections {
 }
 
 impl Connections {
-    /// Frees a slot if one may be freed now: closes the connection that never sent a
-    /// request and has waited longest, or else one idle for `kept_idle` since its last
-    /// answer. Returns whether there is room.
-    fn make_room(&mut self, cap: usize, kept_idle: Duration, metrics: &ConnectionMetrics) -> bool {
+    /// Frees a slot if one may be freed now: closes the connection that has sent no request
+    /// for `silent` since it was accepted and has waited longest, or else one idle for
+    /// `kept_idle` since its last answer. Returns whether there is room.
+    fn make_room(
+        &mut self,
+        cap: usize,
+        (silent, kept_idle): (Duration, Duration),
+        metrics: &ConnectionMetrics,
+    ) -> bool {
         if self.open.len() < cap {
             return true;
         }
         let now = Instant::now();
         let idle = |a: &Activity| a.in_flight.load(Ordering::Acquire) == 0;
+        // Silent for a while: a connection just accepted may have its request on the way.
         let never_used = self
             .open
             .iter()
-            .filter(|(_, a)| idle(a) && a.requests.load(Ordering::Acquire) == 0)
+            .filter(|(_, a)| {
+                idle(a) && a.requests.load(Ordering::Acquire) == 0 && now.duration_since(a.last()) >= silent
+            })
             .min_by_key(|(_, a)| a.last())
             .map(|(id, _)| *id);
         let kept = || {
@@ -298,7 +310,7 @@ pub async fn serve_with_options(
             let freed = shared.freed.notified();
             let room = shared.connections.lock().unwrap_or_else(|p| p.into_inner()).make_room(
                 cap,
-                options.evict_idle_after,
+                (options.evict_silent_after, options.evict_idle_after),
                 &metrics,
             );
             if room {
