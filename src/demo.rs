@@ -1,11 +1,18 @@
-//! `idauth-exporter demo`: the simulator and the exporter in one process, no account needed.
+//! `idauth-exporter demo`: the simulator, the exporter and a webhook receiver in one process,
+//! no account needed.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
 use rand::Rng;
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -13,10 +20,12 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{App, AppError};
 use crate::config::{
     ApiFlavor, Config, DiscoveryConfig, Environment, Loaded, PollConfig, Schedule, SmileIdConfig, WebConfig,
+    WebhookConfig,
 };
 use crate::history::{History, Point};
 use crate::model::{Observation, Rate};
-use crate::secret::Secret;
+use crate::notify::sign;
+use crate::secret::{Secret, WebhookSecret};
 use crate::simulator::{Account, Scenario, Simulator, SystemClock};
 use crate::web::http as server;
 
@@ -32,9 +41,13 @@ pub struct Demo {
     pub exporter: SocketAddr,
     /// Where the simulator serves.
     pub simulator: SocketAddr,
+    /// Where the demo's webhook receiver serves (it takes webhooks on [`RECEIVER_PATH`]).
+    pub receiver: SocketAddr,
+    /// What the receiver has taken.
+    pub received: Arc<Received>,
     /// The exporter.
     pub app: Arc<App>,
-    /// Ends when both servers have stopped.
+    /// Ends when the three servers have stopped.
     pub handle: JoinHandle<()>,
 }
 
@@ -92,7 +105,8 @@ pub fn scenario() -> Scenario {
     scenario
 }
 
-/// Starts the simulator (on a free loopback port) and the exporter polling it.
+/// Starts the simulator and the webhook receiver (each on a free loopback port) and the
+/// exporter polling the one and notifying the other.
 pub async fn start(listen: &str, shutdown: CancellationToken) -> Result<Demo, AppError> {
     let key: [u8; 24] = rand::rng().random();
     let account = Account {
@@ -108,7 +122,28 @@ pub async fn start(listen: &str, shutdown: CancellationToken) -> Result<Demo, Ap
     let simulator = listener.local_addr().map_err(bind_err)?;
     let sim_task = tokio::spawn(server::serve(listener, sim.handler(), shutdown.clone()));
 
-    let config = exporter_config(&format!("http://{simulator}"), &account, SPEED, listen);
+    // The webhook receiver, on a port of its own, with a secret made up for this run.
+    let secret = WebhookSecret::parse(&format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(rand::rng().random::<[u8; 32]>())
+    ))
+    .expect("32 random bytes make a webhook secret");
+    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(bind_err)?;
+    let receiver = listener.local_addr().map_err(bind_err)?;
+    let received = Arc::new(Received::default());
+    let receiver_task =
+        tokio::spawn(server::serve(listener, receiver_handler(secret.clone(), received.clone()), shutdown.clone()));
+
+    let mut config = exporter_config(&format!("http://{simulator}"), &account, SPEED, listen);
+    config.notify.webhooks = vec![WebhookConfig {
+        name: RECEIVER_WEBHOOK.to_owned(),
+        url: reqwest::Url::parse(&format!("http://{receiver}{RECEIVER_PATH}")).expect("a valid URL"),
+        secret,
+        countries: Vec::new(),
+        id_types: Vec::new(),
+        states: Vec::new(),
+        timeout: crate::config::DEFAULT_WEBHOOK_TIMEOUT,
+    }];
     let app = App::new(None, Loaded { config, warnings: Vec::new() })?;
     // The status page shows days of history from the first second: the past is the
     // scenario played at real speed, one poll per 10-minute window, in memory only.
@@ -121,8 +156,138 @@ pub async fn start(listen: &str, shutdown: CancellationToken) -> Result<Demo, Ap
     let handle = tokio::spawn(async move {
         let _ = exporter_task.await;
         let _ = sim_task.await;
+        let _ = receiver_task.await;
     });
-    Ok(Demo { exporter, simulator, app, handle })
+    Ok(Demo { exporter, simulator, receiver, received, app, handle })
+}
+
+/// The name of the demo's webhook, in the exporter's logs and metrics.
+pub const RECEIVER_WEBHOOK: &str = "demo-receiver";
+/// Where the demo's receiver takes webhooks.
+pub const RECEIVER_PATH: &str = "/hooks";
+/// How far a `webhook-timestamp` may be from now, as the Standard Webhooks libraries allow.
+const TIMESTAMP_TOLERANCE: i64 = 5 * 60;
+/// The largest body the receiver reads (an event is about 300 bytes).
+const RECEIVER_BODY_LIMIT: usize = 64 * 1024;
+/// The events the receiver remembers (and deduplicates against): the demo runs for hours.
+const RECEIVER_MEMORY: usize = 1000;
+
+/// One event the demo's receiver took, its signature verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedEvent {
+    /// `webhook-id`.
+    pub id: String,
+    /// `data.country`.
+    pub country: String,
+    /// `data.id_type`.
+    pub id_type: String,
+    /// `data.from`.
+    pub from: String,
+    /// `data.to`.
+    pub to: String,
+}
+
+/// What the demo's receiver has taken: the verified events, each id once, as a receiver
+/// deduplicating by `webhook-id` acts on them (the last [`RECEIVER_MEMORY`]), and the
+/// requests it refused.
+#[derive(Debug, Default)]
+pub struct Received {
+    events: Mutex<VecDeque<ReceivedEvent>>,
+    rejected: AtomicU64,
+}
+
+impl Received {
+    /// The verified events, one per `webhook-id`, in order of arrival.
+    pub fn events(&self) -> Vec<ReceivedEvent> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+    }
+
+    /// Requests refused: 401 (no signature, a wrong one, a stale timestamp) or 400 (a body
+    /// that cannot be read).
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Records `event`; false when its id was seen before.
+    fn take(&self, event: ReceivedEvent) -> bool {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if events.iter().any(|e| e.id == event.id) {
+            return false;
+        }
+        if events.len() == RECEIVER_MEMORY {
+            events.pop_front();
+        }
+        events.push_back(event);
+        true
+    }
+}
+
+/// The demo's webhook receiver: what a KYC backend would run, in a few lines. It checks
+/// each request as the Standard Webhooks libraries do (the signature over
+/// `id.timestamp.body` with `secret`, the timestamp within five minutes), logs one line
+/// per event and answers 204; a request that does not verify gets 401.
+pub fn receiver_handler(secret: WebhookSecret, received: Arc<Received>) -> server::Handler {
+    let secret = Arc::new(secret);
+    Arc::new(move |req| {
+        let (secret, received) = (secret.clone(), received.clone());
+        Box::pin(async move { receive(&secret, &received, req).await })
+    })
+}
+
+async fn receive(secret: &WebhookSecret, received: &Received, req: Request<Incoming>) -> Response<server::Body> {
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    if req.uri().path() != RECEIVER_PATH {
+        return server::text(StatusCode::NOT_FOUND, PLAIN, "Not Found\n");
+    }
+    if req.method() != Method::POST {
+        return server::not_allowed("POST");
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(body) = Limited::new(body, RECEIVER_BODY_LIMIT).collect().await.map(|b| b.to_bytes()) else {
+        received.rejected.fetch_add(1, Ordering::Relaxed);
+        return server::text(StatusCode::BAD_REQUEST, PLAIN, "unreadable or too large a body\n");
+    };
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let (id, signatures) = (header("webhook-id"), header("webhook-signature"));
+    let refuse = |why: &str| {
+        received.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(webhook_id = id, "demo receiver: request refused with 401: {why}");
+        server::text(StatusCode::UNAUTHORIZED, PLAIN, format!("{why}\n"))
+    };
+    let Ok(timestamp) = header("webhook-timestamp").parse::<i64>() else {
+        return refuse("no webhook-timestamp");
+    };
+    if id.is_empty() || signatures.is_empty() {
+        return refuse("no webhook-id or webhook-signature");
+    }
+    if (chrono::Utc::now().timestamp() - timestamp).abs() > TIMESTAMP_TOLERANCE {
+        return refuse("webhook-timestamp more than 5 minutes from now");
+    }
+    // The header may carry several signatures (during a change of secret): one must match.
+    let expected = sign::signature(secret, id, timestamp, &body);
+    let verified = signatures.split(' ').fold(false, |ok, s| ok | bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
+    if !verified {
+        return refuse("the signature does not verify");
+    }
+    let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let field = |name: &str| event["data"][name].as_str().unwrap_or("?").to_owned();
+    let event = ReceivedEvent {
+        id: id.to_owned(),
+        country: field("country"),
+        id_type: field("id_type"),
+        from: field("from"),
+        to: field("to"),
+    };
+    let line = format!(
+        "{} {} changed {} -> {} (webhook-id {}, signature verified",
+        event.country, event.id_type, event.from, event.to, event.id
+    );
+    if received.take(event) {
+        tracing::info!("demo receiver: {line})");
+    } else {
+        tracing::info!("demo receiver: {line}; already handled, ignored)");
+    }
+    server::text(StatusCode::NO_CONTENT, PLAIN, "")
 }
 
 /// Fills `history` with what polling `scenario` (at real speed) every 10 minutes over the
@@ -159,21 +324,30 @@ pub async fn run(listen: Option<&str>, shutdown: CancellationToken) -> Result<()
     } else {
         demo.exporter.to_string()
     };
-    println!(
+    println!("{}", banner(&shown, demo.simulator, demo.receiver));
+    let _ = demo.handle.await;
+    Ok(())
+}
+
+/// What the demo prints at its start: where to look (the exporter at `shown`), when each
+/// change happens, and where its webhooks go.
+pub fn banner(shown: &str, simulator: SocketAddr, receiver: SocketAddr) -> String {
+    format!(
         "idauth-exporter demo: {} simulated ID authorities, simulated time {SPEED}x (a 10-minute window every {}s)\n\
-         \n  landing page  http://{shown}/\n  metrics       http://{shown}/metrics\n  status (JSON) http://{shown}/api/v1/status\n  simulator     http://{}\n\
+         \n  landing page  http://{shown}/\n  metrics       http://{shown}/metrics\n  status (JSON) http://{shown}/api/v1/status\n  simulator     http://{simulator}\n  webhooks      http://{receiver}{RECEIVER_PATH} (the demo's receiver)\n\
          \n{}The pairs come from the simulator's catalogue (discovery): {} {} joins it after {} simulated\n\
-         minutes and is polled at once. Ctrl-C stops.",
+         minutes and is polled at once.\n\
+         \nEach change is also POSTed as a signed webhook (Standard Webhooks) to the demo's receiver, which\n\
+         checks the signature and logs it below (\"demo receiver: GH GHANA_CARD changed online -> ...\").\n\
+         To send them to your own receiver, run the exporter with a configuration file that lists it\n\
+         under notify.webhooks (README: \"Telling the KYC backend: webhooks\"). Ctrl-C stops.",
         Scenario::builtin().pairs.len(),
         600.0 / SPEED,
-        demo.simulator,
         timeline_banner(&Scenario::builtin(), SPEED),
         ARRIVING.0,
         ARRIVING.1,
         ARRIVAL.as_secs() / 60,
-    );
-    let _ = demo.handle.await;
-    Ok(())
+    )
 }
 
 /// When each pair changes state, in real time from the demo's start (one line a pair that
@@ -267,6 +441,115 @@ mod tests {
         assert_eq!(banner.matches(" at once").count(), 4, "{banner}");
         let steady = Scenario::builtin().pairs.len() - 4;
         assert!(banner.contains(&format!("the other {steady} pairs stay online\n")), "{banner}");
+    }
+
+    #[test]
+    fn the_banner_says_where_the_webhooks_go() {
+        let (sim, receiver) = ("127.0.0.1:9878".parse().unwrap(), "127.0.0.1:40001".parse().unwrap());
+        let banner = banner("127.0.0.1:9877", sim, receiver);
+        assert!(banner.contains("  webhooks      http://127.0.0.1:40001/hooks (the demo's receiver)\n"), "{banner}");
+        assert!(banner.contains("under notify.webhooks"), "how to send them elsewhere: {banner}");
+        assert!(banner.contains("  landing page  http://127.0.0.1:9877/\n"), "{banner}");
+        assert!(banner.ends_with("Ctrl-C stops."), "{banner}");
+    }
+
+    fn client() -> reqwest::Client {
+        crate::tls::install_crypto_provider();
+        reqwest::Client::new()
+    }
+
+    /// Posts `body` to the receiver at `addr` with the headers a webhook carries, signed
+    /// with `secret` at `ts`.
+    async fn post(addr: SocketAddr, secret: &WebhookSecret, id: &str, ts: i64, body: &str) -> u16 {
+        client()
+            .post(format!("http://{addr}{RECEIVER_PATH}"))
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sign::signature(secret, id, ts, body.as_bytes()))
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test]
+    async fn the_receiver_takes_signed_events_once_and_refuses_the_rest() {
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let other = WebhookSecret::parse(&format!("whsec_{}", "A".repeat(32))).unwrap();
+        let received = Arc::new(Received::default());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let task =
+            tokio::spawn(server::serve(listener, receiver_handler(secret.clone(), received.clone()), stop.clone()));
+        let body = r#"{"type":"authority.state_changed","data":{"country":"NG","id_type":"BVN","from":"online","to":"offline"}}"#;
+        let now = chrono::Utc::now().timestamp();
+        assert_eq!(post(addr, &secret, "msg_1", now, body).await, 204);
+        assert_eq!(post(addr, &secret, "msg_1", now + 1, body).await, 204, "a repeat is acknowledged");
+        assert_eq!(post(addr, &other, "msg_2", now, body).await, 401, "another secret");
+        assert_eq!(post(addr, &secret, "msg_3", now - 301, body).await, 401, "a stale timestamp");
+        let tampered = client()
+            .post(format!("http://{addr}{RECEIVER_PATH}"))
+            .header("webhook-id", "msg_4")
+            .header("webhook-timestamp", now.to_string())
+            .header("webhook-signature", sign::signature(&secret, "msg_4", now, body.as_bytes()))
+            .body(body.replace("offline", "online"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tampered.status(), 401, "a body changed after signing");
+        let unsigned = client().post(format!("http://{addr}{RECEIVER_PATH}")).body(body).send().await;
+        assert_eq!(unsigned.unwrap().status(), 401);
+        assert_eq!(
+            received.events(),
+            [ReceivedEvent {
+                id: "msg_1".into(),
+                country: "NG".into(),
+                id_type: "BVN".into(),
+                from: "online".into(),
+                to: "offline".into()
+            }],
+            "each id once"
+        );
+        assert_eq!(received.rejected(), 4);
+        stop.cancel();
+        let _ = task.await;
+    }
+
+    /// A newcomer sees a webhook event in the demo's log soon after starting it: GH
+    /// GHANA_CARD changes every 10 s. On one thread, as the binary runs: App::start
+    /// subscribes to discovery after spawning its first read, which another worker thread
+    /// can finish first (its pairs then wait for the next read, 30 s later).
+    #[tokio::test]
+    async fn the_demos_receiver_gets_verified_events_within_seconds() {
+        let stop = CancellationToken::new();
+        let began = std::time::Instant::now();
+        let demo = start("127.0.0.1:0", stop.clone()).await.unwrap();
+        while demo.received.events().is_empty() && began.elapsed() < Duration::from_secs(40) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let took = began.elapsed();
+        let events = demo.received.events();
+        let url = format!("http://{}/metrics", demo.exporter);
+        let metrics = client().get(url).send().await.unwrap().text().await.unwrap();
+        let series: Vec<&str> = metrics.lines().filter(|l| l.starts_with("idauth_webhook")).collect();
+        assert!(!events.is_empty(), "no webhook event within {took:?}: {series:#?}");
+        assert!(took < Duration::from_secs(25), "the first event came after {took:?}");
+        assert_eq!(demo.received.rejected(), 0, "every request verified");
+        let e = &events[0];
+        assert!(e.id.starts_with("msg_") && e.id.len() == 36, "{e:?}");
+        assert_ne!(e.from, e.to, "{e:?}");
+        let delivered = metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(r#"idauth_webhook_deliveries_total{result="success",webhook="demo-receiver"} "#)
+            })
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(delivered.is_some_and(|n| n >= 1.0), "the exporter counts the delivery: {series:#?}");
+        stop.cancel();
+        let _ = demo.handle.await;
     }
 
     #[test]
