@@ -425,9 +425,10 @@ impl App {
 
         // Discovery reads the catalogue at once and then on its own timer; each change of
         // what it found is handed to the poller.
+        // Subscribed before the first read starts: a read that ends first must not go unseen.
+        let mut found = self.discovery.subscribe();
         self.poller.spawn(self.discovery.clone().run(shutdown.clone()));
         let watcher = Arc::downgrade(self);
-        let mut found = self.discovery.subscribe();
         let stop = shutdown.clone();
         self.poller.spawn(async move {
             loop {

@@ -168,7 +168,9 @@ def test_after_resumes_without_gaps(demo):
     if len(known) >= 3:
         page = events(demo, f"?after={known[0]}&limit=2")
         assert [e["seq"] for e in page["events"]] == [known[2], known[1]]
-        assert page["more"]
+        # More follow when a fourth was known (with exactly three, one may have come since).
+        if len(known) >= 4:
+            assert page["more"]
         # Back from the newest with before=.
         page = events(demo, f"?before={known[2]}&limit=1")
         assert [e["seq"] for e in page["events"]] == [known[1]] and page["more"]
