@@ -93,10 +93,12 @@ pub const ARRIVING: (&str, &str) = ("NG", "BVN_MFA");
 /// When [`ARRIVING`] joins the catalogue, in simulated time after the start.
 pub const ARRIVAL: Duration = Duration::from_secs(30 * 60);
 
-/// The built-in scenario plus [`ARRIVING`], listed from [`ARRIVAL`] on.
+/// The built-in scenario plus [`ARRIVING`], listed from [`ARRIVAL`] on and online like
+/// the steady pairs: it shows up as what it is, a new pair, not as another outage.
 pub fn scenario() -> Scenario {
     let mut scenario = Scenario::builtin();
-    let mut late = scenario.pairs[0].clone();
+    let steady = scenario.pairs.last().expect("the built-in scenario has pairs");
+    let mut late = steady.clone();
     late.target =
         crate::model::Target::new(ARRIVING.0.parse().expect("a country"), ARRIVING.1.parse().expect("an ID type"));
     late.listed_from = ARRIVAL.as_secs() as i64;
@@ -104,6 +106,11 @@ pub fn scenario() -> Scenario {
     scenario.pairs.push(late);
     scenario
 }
+
+/// How long before the demo's start its seeded history ends: longer than a run of one
+/// state lasts without a poll, so the live polls begin runs of their own and every
+/// "since" is the demo's start or later; the gap shows as unknown, the exporter not running.
+pub const SEED_GAP: Duration = Duration::from_secs(15 * 60);
 
 /// Starts the simulator and the webhook receiver (each on a free loopback port) and the
 /// exporter polling the one and notifying the other.
@@ -146,9 +153,11 @@ pub async fn start(listen: &str, shutdown: CancellationToken) -> Result<Demo, Ap
     }];
     let app = App::new(None, Loaded { config, warnings: Vec::new() })?;
     // The status page shows days of history from the first second: the past is the
-    // scenario played at real speed, one poll per 10-minute window, in memory only.
+    // scenario played at real speed, one poll per 10-minute window, in memory only, up to
+    // SEED_GAP before now.
     let history = app.open_history(None, crate::history::DEFAULT_RETENTION);
-    seed_history(&history, &scenario, chrono::Utc::now(), crate::history::DEFAULT_RETENTION);
+    let until = chrono::Utc::now() - chrono::TimeDelta::from_std(SEED_GAP).unwrap_or_default();
+    seed_history(&history, &scenario, until, crate::history::DEFAULT_RETENTION);
     app.use_history(history);
     // A window passes every 10 seconds: the page follows without a finger on F5.
     app.refresh_landing_page_every((600.0 / SPEED).ceil().max(5.0) as u64);
@@ -291,11 +300,12 @@ async fn receive(secret: &WebhookSecret, received: &Received, req: Request<Incom
 }
 
 /// Fills `history` with what polling `scenario` (at real speed) every 10 minutes over the
-/// `span` before `now` would have recorded.
+/// `span` before `now` would have recorded, for the pairs listed from the start (one that
+/// joins later has no past).
 pub fn seed_history(history: &History, scenario: &Scenario, now: chrono::DateTime<chrono::Utc>, span: Duration) {
     let step = chrono::TimeDelta::minutes(10);
     let start = now - chrono::TimeDelta::from_std(span).unwrap_or(chrono::TimeDelta::days(30));
-    for pair in &scenario.pairs {
+    for pair in scenario.pairs.iter().filter(|p| p.listed_from <= 0) {
         let mut at = start;
         while at < now {
             let v = pair.view_at(at, 1.0);
@@ -335,8 +345,9 @@ pub fn banner(shown: &str, simulator: SocketAddr, receiver: SocketAddr) -> Strin
     format!(
         "idauth-exporter demo: {} simulated ID authorities, simulated time {SPEED}x (a 10-minute window every {}s)\n\
          \n  landing page  http://{shown}/\n  metrics       http://{shown}/metrics\n  status (JSON) http://{shown}/api/v1/status\n  simulator     http://{simulator}\n  webhooks      http://{receiver}{RECEIVER_PATH} (the demo's receiver)\n\
-         \n{}The pairs come from the simulator's catalogue (discovery): {} {} joins it after {} simulated\n\
-         minutes and is polled at once.\n\
+         \n{}{}\
+         The status page's past is seeded: the scenario played at real speed, ending a quarter of an\n\
+         hour before now (the grey gap: no exporter was running), so every \"since\" is from now on.\n\
          \nEach change is also POSTed as a signed webhook (Standard Webhooks) to the demo's receiver, which\n\
          checks the signature and logs it below (\"demo receiver: GH GHANA_CARD changed online -> ...\").\n\
          To send them to your own receiver, run the exporter with a configuration file that lists it\n\
@@ -344,8 +355,18 @@ pub fn banner(shown: &str, simulator: SocketAddr, receiver: SocketAddr) -> Strin
         Scenario::builtin().pairs.len(),
         600.0 / SPEED,
         timeline_banner(&Scenario::builtin(), SPEED),
+        arrival_banner(),
+    )
+}
+
+/// What the banner says of the pair that joins later.
+pub fn arrival_banner() -> String {
+    format!(
+        "The pairs come from the simulator's catalogue (discovery): {} {} joins it {} from now ({} simulated\n\
+         minutes), online; discovery adds it and it is polled at once, with no history before.\n",
         ARRIVING.0,
         ARRIVING.1,
+        crate::config::fmt_duration(Duration::from_secs_f64(ARRIVAL.as_secs_f64() / SPEED)).replace(' ', ""),
         ARRIVAL.as_secs() / 60,
     )
 }
@@ -443,6 +464,20 @@ mod tests {
         assert!(banner.contains(&format!("the other {steady} pairs stay online\n")), "{banner}");
     }
 
+    /// The README's demo section quotes the banner's account of what happens, which is made
+    /// from the scenario: the three agree, or this fails saying what the demo prints now.
+    #[test]
+    fn the_readme_quotes_what_the_banner_says() {
+        let readme = include_str!("../README.md");
+        let block = format!("{}{}", timeline_banner(&Scenario::builtin(), SPEED), arrival_banner());
+        let said = "The status page's past is seeded";
+        let banner = banner("127.0.0.1:9877", "127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+        assert!(banner.contains(&block) && banner.contains(said), "{banner}");
+        for line in block.lines().chain(banner.lines().filter(|l| l.starts_with(said))) {
+            assert!(readme.contains(line), "README.md lacks the banner's line {line:?}; the demo prints:\n{block}");
+        }
+    }
+
     #[test]
     fn the_banner_says_where_the_webhooks_go() {
         let (sim, receiver) = ("127.0.0.1:9878".parse().unwrap(), "127.0.0.1:40001".parse().unwrap());
@@ -518,10 +553,47 @@ mod tests {
         let _ = task.await;
     }
 
+    /// What the README and the banner say of the demo's start is what it shows: every
+    /// "since" is the demo's first poll or later (the seeded history ends a quarter of an
+    /// hour before), NG NIN_V2 is offline from the first poll, and the pair that joins later
+    /// has no past and is online like the steady ones.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_demo_starts_as_the_readme_says() {
+        let stop = CancellationToken::new();
+        let started = chrono::Utc::now();
+        let demo = start("127.0.0.1:0", stop.clone()).await.unwrap();
+        let store = demo.app.store().clone();
+        let began = std::time::Instant::now();
+        // Polled: discovery has listed the pairs, and each has had its first poll.
+        let polled = |store: &crate::store::Store| {
+            let pairs = store.now(chrono::Utc::now());
+            !pairs.is_empty() && pairs.iter().all(|p| p.last_poll.is_some())
+        };
+        while !polled(&store) && began.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(polled(&store), "the demo's first polls never ended");
+        let now = chrono::Utc::now();
+        let first_window = started - chrono::TimeDelta::seconds((600.0 / SPEED) as i64 + 1);
+        for p in store.now(now).iter().filter(|p| p.fresh) {
+            let since = p.since.expect("a polled pair has a since");
+            assert!(since >= first_window, "{} {} since {since}, before the demo's start {started}", p.target, p.state);
+        }
+        let target = |c: &str, t: &str| crate::model::Target::new(c.parse().unwrap(), t.parse().unwrap());
+        let nin = store.pair_now(&target("NG", "NIN_V2"), now).expect("NG NIN_V2 is watched");
+        assert_eq!(nin.state, crate::model::AuthorityState::Offline);
+        let late = target(ARRIVING.0, ARRIVING.1);
+        let history = store.history().unwrap();
+        let seeded = history.points(&late, chrono::DateTime::<chrono::Utc>::MIN_UTC, now).unwrap();
+        assert!(seeded.is_empty(), "{late} has a past before it joined: {} points", seeded.len());
+        let pair = scenario().pairs.into_iter().find(|p| p.target == late).unwrap();
+        assert!(pair.timeline.iter().all(|(_, r)| *r >= 0.91), "{late} is online: {:?}", pair.timeline);
+        stop.cancel();
+        let _ = demo.handle.await;
+    }
+
     /// A newcomer sees a webhook event in the demo's log soon after starting it: GH
-    /// GHANA_CARD changes every 10 s. On one thread, as the binary runs: App::start
-    /// subscribes to discovery after spawning its first read, which another worker thread
-    /// can finish first (its pairs then wait for the next read, 30 s later).
+    /// GHANA_CARD changes every 10 s.
     #[tokio::test]
     async fn the_demos_receiver_gets_verified_events_within_seconds() {
         let stop = CancellationToken::new();
