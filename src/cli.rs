@@ -22,6 +22,17 @@ const VERSION: &str = concat!(
     env!("IDAUTH_PLATFORM"),
 );
 
+/// The configuration file read when `--config.file` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "idauth-exporter.yaml";
+
+/// `--config.file` of a command that reads the configuration (given after the command).
+#[derive(Debug, Default, clap::Args)]
+pub struct ConfigFileArg {
+    /// Configuration file [default: idauth-exporter.yaml].
+    #[arg(long = "config.file", value_name = "PATH", global = true)]
+    pub config_file: Option<PathBuf>,
+}
+
 /// idauth-exporter: the availability of government ID authorities behind Smile ID, for Prometheus.
 #[derive(Debug, Parser)]
 #[command(
@@ -37,12 +48,12 @@ idauth-exporter check --config.file=config.yaml NG BVN\n  idauth-exporter config
 )]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long = "config.file", value_name = "PATH", default_value = "idauth-exporter.yaml", global = true)]
+    #[arg(long = "config.file", value_name = "PATH", default_value = DEFAULT_CONFIG_FILE)]
     pub config_file: PathBuf,
 
     /// Address to listen on for the web interface and metrics, overriding web.listen_address
-    /// [default: web.listen_address, else :9877; the demo: 127.0.0.1:9877]
-    #[arg(long = "web.listen-address", value_name = "ADDR", global = true)]
+    /// [default: web.listen_address, else :9877]
+    #[arg(long = "web.listen-address", value_name = "ADDR")]
     pub listen_address: Option<String>,
 
     /// Path to a configuration file that can enable TLS or authentication (exporter-toolkit format).
@@ -74,6 +85,22 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// The configuration file: the one given after the command, else before it, else the
+    /// default.
+    pub fn config_path(&self) -> &std::path::Path {
+        let after = match &self.command {
+            Some(
+                Command::Check { file, .. }
+                | Command::Config { file, .. }
+                | Command::History { action: HistoryCommand::Fill { file, .. }, .. },
+            ) => file.config_file.as_deref(),
+            _ => None,
+        };
+        after.unwrap_or(&self.config_file)
+    }
+}
+
 fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (expected a duration such as 30d)"))?;
     if d < std::time::Duration::from_secs(86_400) {
@@ -92,13 +119,23 @@ pub enum Command {
         country: Option<String>,
         /// Only this ID type (with COUNTRY).
         id_type: Option<String>,
+        /// The configuration.
+        #[command(flatten)]
+        file: ConfigFileArg,
     },
     /// Run a fake Smile ID API (v2, v3, /v1/services) playing a scenario.
     Simulate(SimulateArgs),
     /// Run the simulator and the exporter together: live metrics, no account needed.
-    Demo,
+    Demo {
+        /// Address to serve the exporter on [default: 127.0.0.1:9877].
+        #[arg(long = "web.listen-address", value_name = "ADDR")]
+        listen_address: Option<String>,
+    },
     /// Work with the configuration file.
     Config {
+        /// The configuration.
+        #[command(flatten)]
+        file: ConfigFileArg,
         /// What to do with it.
         #[command(subcommand)]
         action: ConfigCommand,
@@ -187,6 +224,9 @@ pub enum HistoryCommand {
     /// Write made-up 10-minute history for the configured pairs (for benchmarks and demos),
     /// ending now; existing points at the same times are replaced.
     Fill {
+        /// The configuration: its pairs.
+        #[command(flatten)]
+        file: ConfigFileArg,
         /// How many days.
         #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
         days: u32,
@@ -261,17 +301,31 @@ mod tests {
     #[test]
     fn subcommands_take_the_config_flag_after_them() {
         let cli = Cli::try_parse_from(["idauth-exporter", "check", "--config.file=c.yaml", "NG", "BVN"]).unwrap();
-        assert_eq!(cli.config_file, PathBuf::from("c.yaml"));
+        assert_eq!(cli.config_path(), std::path::Path::new("c.yaml"));
         match cli.command {
-            Some(Command::Check { country, id_type }) => {
+            Some(Command::Check { country, id_type, .. }) => {
                 assert_eq!((country.as_deref(), id_type.as_deref()), (Some("NG"), Some("BVN")));
             }
             other => panic!("{other:?}"),
         }
         let cli = Cli::try_parse_from(["idauth-exporter", "config", "check", "--config.file", "c.yaml"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Config { action: ConfigCommand::Check })));
+        assert_eq!(cli.config_path(), std::path::Path::new("c.yaml"));
+        assert!(matches!(cli.command, Some(Command::Config { action: ConfigCommand::Check, .. })));
+        // Before the command, as the daemon takes it, too; else the default.
+        let cli = Cli::try_parse_from(["idauth-exporter", "--config.file=b.yaml", "config", "check"]).unwrap();
+        assert_eq!(cli.config_path(), std::path::Path::new("b.yaml"));
+        let cli = Cli::try_parse_from(["idauth-exporter", "config", "check"]).unwrap();
+        assert_eq!(cli.config_path(), std::path::Path::new(DEFAULT_CONFIG_FILE));
         assert!(Cli::try_parse_from(["idauth-exporter", "check", "NG"]).is_err());
         assert!(Cli::try_parse_from(["idauth-exporter", "--log.format=text"]).is_err());
+    }
+
+    #[test]
+    fn the_demo_takes_its_address_after_it_and_no_configuration() {
+        let cli = Cli::try_parse_from(["idauth-exporter", "demo", "--web.listen-address=127.0.0.1:0"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Demo { listen_address: Some(ref a) }) if a == "127.0.0.1:0"));
+        assert!(Cli::try_parse_from(["idauth-exporter", "demo", "--config.file=x.yaml"]).is_err());
+        assert!(Cli::try_parse_from(["idauth-exporter", "demo", "--storage.path=/tmp"]).is_err());
     }
 
     #[test]
@@ -289,8 +343,11 @@ mod tests {
         ])
         .unwrap();
         match cli.command {
-            Some(Command::History { storage, action: HistoryCommand::Fill { days: 7 } }) => {
-                assert_eq!((cli.config_file, storage.path), (PathBuf::from("c.yaml"), PathBuf::from("/tmp/s")));
+            Some(Command::History { ref storage, action: HistoryCommand::Fill { days: 7, .. }, .. }) => {
+                assert_eq!(
+                    (cli.config_path(), storage.path.as_path()),
+                    (std::path::Path::new("c.yaml"), std::path::Path::new("/tmp/s"))
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -33,15 +33,15 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
-            Some(Command::Check { ref country, ref id_type }) => match run_check(&cli, country, id_type).await {
+            Some(Command::Check { ref country, ref id_type, .. }) => match run_check(&cli, country, id_type).await {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::from(check::ERROR)
                 }
             },
-            Some(Command::Config { action: ConfigCommand::Check }) => config_check(&cli).await,
-            Some(Command::History { ref storage, ref action }) => match history(&cli, storage, action) {
+            Some(Command::Config { action: ConfigCommand::Check, .. }) => config_check(&cli).await,
+            Some(Command::History { ref storage, ref action, .. }) => match history(&cli, storage, action) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -55,10 +55,12 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
-            Some(Command::Demo) => {
+            Some(Command::Demo { ref listen_address }) => {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));
-                match demo::run(cli.listen_address.as_deref(), shutdown).await {
+                // Given after `demo`, or before it as for the daemon.
+                let listen = listen_address.as_deref().or(cli.listen_address.as_deref());
+                match demo::run(listen, shutdown).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         tracing::error!("idauth-exporter demo cannot run: {e}");
@@ -89,7 +91,7 @@ async fn daemon(cli: &Cli) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let opts = app::DaemonOptions {
-        config_file: cli.config_file.clone(),
+        config_file: cli.config_path().to_path_buf(),
         listen_address: cli.listen_address.clone(),
         web_config_file: cli.web_config_file.clone(),
         max_connections: cli.max_connections as usize,
@@ -118,7 +120,7 @@ async fn cancel_on_signal(token: CancellationToken) {
 }
 
 async fn run_check(cli: &Cli, country: &Option<String>, id_type: &Option<String>) -> anyhow::Result<u8> {
-    let loaded = config::load(&cli.config_file)?;
+    let loaded = config::load(cli.config_path())?;
     for w in &loaded.warnings {
         eprintln!("{w}");
     }
@@ -132,8 +134,8 @@ async fn run_check(cli: &Cli, country: &Option<String>, id_type: &Option<String>
 }
 
 async fn config_check(cli: &Cli) -> ExitCode {
-    println!("Checking {}", cli.config_file.display());
-    match config::load(&cli.config_file) {
+    println!("Checking {}", cli.config_path().display());
+    match config::load(cli.config_path()) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 println!("  {w}");
@@ -170,8 +172,8 @@ fn history(cli: &Cli, storage: &StorageArgs, action: &HistoryCommand) -> anyhow:
     let history = History::open_for_command(&storage.path, storage.retention)?;
     let now = chrono::Utc::now();
     match action {
-        HistoryCommand::Fill { days } => {
-            let loaded = config::load(&cli.config_file)?;
+        HistoryCommand::Fill { days, .. } => {
+            let loaded = config::load(cli.config_path())?;
             let targets = &loaded.config.targets;
             let span = chrono::TimeDelta::days(i64::from(*days));
             let written = history.fill(targets, span, now)?;

@@ -340,3 +340,31 @@ async fn no_empty_cycle_is_logged_before_discovery_has_listed_the_pairs() {
     assert!(log.iter().any(|l| l.contains("watched pairs changed by discovery") && l.contains("added=7")), "{log:#?}");
     assert!(!log.iter().any(|l| l.contains("pairs=0")), "{log:#?}");
 }
+
+/// Every flag a command's help lists does something there: the demo makes its own
+/// configuration and store, so it lists neither --config.file nor --storage.path; the
+/// simulator has its own --listen.
+#[test]
+fn each_command_lists_only_the_flags_it_uses() {
+    let help = |command: &[&str]| {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let o = run(&args);
+        assert!(o.status.success(), "{command:?} --help");
+        stdout(&o)
+    };
+    let demo = help(&["demo"]);
+    for absent in ["--config.file", "--storage.path", "--web.config.file", "--web.max-connections"] {
+        assert!(!demo.contains(absent), "demo --help lists {absent}:\n{demo}");
+    }
+    for present in ["--web.listen-address", "127.0.0.1:9877", "--log.level", "--log.format"] {
+        assert!(demo.contains(present), "demo --help lacks {present}:\n{demo}");
+    }
+    let simulate = help(&["simulate"]);
+    assert!(!simulate.contains("--config.file") && !simulate.contains("--web.listen-address"), "{simulate}");
+    for command in [&["check"][..], &["config", "check"], &["history", "fill"]] {
+        assert!(help(command).contains("--config.file"), "{command:?} --help lacks --config.file");
+    }
+    let export = help(&["history", "export"]);
+    assert!(!export.contains("--config.file") && export.contains("--storage.path"), "{export}");
+}
