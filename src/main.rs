@@ -150,6 +150,20 @@ async fn config_check(cli: &Cli) -> ExitCode {
                 c.poll.schedule.as_str(),
                 c.web.listen_address
             );
+            for w in &c.notify.webhooks {
+                // Not the query: it may carry a token.
+                let mut url = w.url.clone();
+                url.set_query(None);
+                let list = |v: Vec<String>| if v.is_empty() { "all".to_owned() } else { v.join(",") };
+                println!(
+                    "  webhook {}: {url} (countries {}, id_types {}, to {}; timeout {})",
+                    w.name,
+                    list(w.countries.iter().map(ToString::to_string).collect()),
+                    list(w.id_types.iter().map(ToString::to_string).collect()),
+                    list(w.states.iter().map(|s| s.as_str().to_owned()).collect()),
+                    idauth_exporter::model::fmt_duration(w.timeout)
+                );
+            }
             // What discovery would add; an unreachable catalogue is no configuration error.
             if c.discovery.enabled {
                 match discovery::preview(c).await {

@@ -368,3 +368,25 @@ fn each_command_lists_only_the_flags_it_uses() {
     let export = help(&["history", "export"]);
     assert!(!export.contains("--config.file") && export.contains("--storage.path"), "{export}");
 }
+
+/// `config check` says where each webhook goes, without the query (it may carry a token)
+/// or the secret.
+#[test]
+fn config_check_lists_the_webhooks_without_their_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
+    std::fs::write(dir.path().join("secret"), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").unwrap();
+    let config = dir.path().join("c.yaml");
+    let yaml = config_yaml("http://127.0.0.1:1", "v2", &[("NG", &["BVN"])], "")
+        + "notify:\n  webhooks:\n    - name: kyc\n      url: https://kyc.internal/h?token=q-7f3a\n      \
+           secret_file: secret\n      countries: [NG]\n      states: [online]\n";
+    std::fs::write(&config, yaml).unwrap();
+    let o = run(&["config", "check", &format!("--config.file={}", config.display())]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("webhook kyc: https://kyc.internal/h (countries NG, id_types all, to online; timeout 10s)"),
+        "{out}"
+    );
+    assert!(!out.contains("q-7f3a") && !out.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{out}");
+}
