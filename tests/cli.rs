@@ -18,6 +18,30 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Runs the daemon on `config` and returns its log lines up to the first at which `enough`
+/// holds of them (or its end), then kills it.
+fn log_until(config: &std::path::Path, enough: impl Fn(&[String]) -> bool) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(BIN)
+        .args([&format!("--config.file={}", config.display()), "--web.listen-address=127.0.0.1:0"])
+        .env_remove("SMILE_ID_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        log.push(line.unwrap());
+        if enough(&log) {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    log
+}
+
 #[test]
 fn help_and_version_read_well() {
     let help = run(&["--help"]);
@@ -188,33 +212,13 @@ fn a_key_pasted_as_api_key_env_is_never_printed() {
 /// count and the first few, not a line per pair.
 #[test]
 fn unlisted_pairs_give_one_start_up_warning() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
     let types: Vec<String> = (0..300).map(|i| format!("GENERATED_{i}")).collect();
     let types: Vec<&str> = types.iter().map(String::as_str).collect();
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, config_yaml("http://127.0.0.1:1", "v2", &[("NG", &types)], "")).unwrap();
-    let mut child = Command::new(BIN)
-        .args([&format!("--config.file={}", config.display()), "--web.listen-address=127.0.0.1:0"])
-        .env_remove("SMILE_ID_API_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = Vec::new();
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let listening = line.contains("listening");
-        log.push(line);
-        if listening {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let log = log_until(&config, |log| log.last().is_some_and(|l| l.contains("listening")));
     let warnings: Vec<&String> = log.iter().filter(|l| l.contains("documented list")).collect();
     assert_eq!(warnings.len(), 1, "{log:#?}");
     assert!(
@@ -304,9 +308,6 @@ fn a_key_pasted_into_the_wrong_field_is_not_echoed() {
 /// nothing, rather than `pairs=0 ok=0`; the pairs discovery finds are polled and logged.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_empty_cycle_is_logged_before_discovery_has_listed_the_pairs() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     let server = catalogue(std::time::Duration::from_millis(500)).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api_key"), "k\n").unwrap();
@@ -315,25 +316,7 @@ async fn no_empty_cycle_is_logged_before_discovery_has_listed_the_pairs() {
         config_yaml(&server.uri(), "v2", &[], "").replace("targets:\n", "discovery:\n  enabled: true\ntargets: []\n");
     std::fs::write(&config, yaml).unwrap();
     let log = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(BIN)
-            .args([&format!("--config.file={}", config.display()), "--web.listen-address=127.0.0.1:0"])
-            .env_remove("SMILE_ID_API_KEY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = Vec::new();
-        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-            let line = line.unwrap();
-            let done = line.contains("poll cycle finished") || line.contains("watched pairs changed by discovery");
-            log.push(line);
-            if done && log.iter().any(|l| l.contains("watched pairs changed by discovery")) {
-                break;
-            }
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        log
+        log_until(&config, |log| log.iter().any(|l| l.contains("watched pairs changed by discovery")))
     })
     .await
     .unwrap();
