@@ -301,22 +301,7 @@ impl Disk {
         let table = tx.open_table(CHANGES).map_err(redb::Error::from)?;
         let (from, to) = (query.after.map_or(0, |a| a.saturating_add(1)), query.before.unwrap_or(u64::MAX));
         let range = table.range(from..to).map_err(redb::Error::from)?;
-        let decode = |row: Result<(redb::AccessGuard<'_, u64>, redb::AccessGuard<'_, &[u8]>), redb::StorageError>| {
-            row.ok().and_then(|(_, v)| Change::decode(v.value()))
-        };
-        let mut changes: Vec<Change>;
-        let more;
-        if query.after.is_some() {
-            let mut it = range.filter_map(decode);
-            changes = it.by_ref().take(query.limit).collect();
-            more = it.next().is_some();
-            changes.reverse();
-        } else {
-            let mut it = range.rev().filter_map(decode);
-            changes = it.by_ref().take(query.limit).collect();
-            more = it.next().is_some();
-        }
-        Ok(Page { changes, more })
+        Ok(super::events::page(range.filter_map(|row| row.ok().and_then(|(_, v)| Change::decode(v.value()))), query))
     }
 
     /// What the webhooks' outbox holds.
@@ -523,6 +508,42 @@ mod tests {
         );
         let tx = disk.db.begin_read().unwrap();
         assert!(matches!(tx.open_table(POINTS_V1), Err(TableError::TableDoesNotExist(_))));
+    }
+
+    /// The store pages its changes as memory does (the same function over a range read).
+    #[test]
+    fn stored_changes_page_forward_from_a_cursor_and_back_from_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path(), &dir.path().join("h.redb")).unwrap();
+        let t = Target::new("NG".parse().unwrap(), "BVN".parse().unwrap());
+        let batch: Vec<Record> = (1..=10)
+            .map(|seq| {
+                let since = DateTime::from_timestamp(1_767_225_600 + seq, 0).unwrap();
+                Record::Change(Box::new(Change {
+                    seq: seq as u64,
+                    id: Change::id_for(&t, AuthorityState::Offline, since),
+                    target: t.clone(),
+                    from: AuthorityState::Online,
+                    to: AuthorityState::Offline,
+                    since,
+                    detected: since,
+                    rate_10m: None,
+                    rate_1h: None,
+                    last_checked: None,
+                }))
+            })
+            .collect();
+        disk.write(&batch).unwrap();
+        let seqs = |q: Query| {
+            let p = disk.changes(q).unwrap();
+            (p.changes.iter().map(|c| c.seq).collect::<Vec<_>>(), p.more)
+        };
+        assert_eq!(seqs(Query { after: Some(2), before: None, limit: 3 }), (vec![5, 4, 3], true));
+        assert_eq!(seqs(Query { after: None, before: None, limit: 3 }), (vec![10, 9, 8], true));
+        assert_eq!(seqs(Query { after: None, before: Some(3), limit: 3 }), (vec![2, 1], false));
+        assert_eq!(seqs(Query { after: Some(8), before: None, limit: 3 }), (vec![10, 9], false));
+        let (last, complete) = disk.last_changes(4).unwrap();
+        assert_eq!((last.iter().map(|c| c.seq).collect::<Vec<_>>(), complete), (vec![7, 8, 9, 10], false));
     }
 
     #[test]

@@ -59,12 +59,11 @@ impl Change {
     /// The id's 128 bits as a UUID (version 8, RFC 9562), for the Atom entry's `urn:uuid:`.
     pub fn uuid(&self) -> String {
         let hex = self.id.trim_start_matches("msg_");
-        let mut b: Vec<u8> =
-            (0..16).map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0)).collect();
-        b[6] = (b[6] & 0x0f) | 0x80;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        let mut b = [0u8; 16];
+        for (i, byte) in b.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+        }
+        uuid_v8(b)
     }
 
     /// Encoded for the store.
@@ -125,6 +124,14 @@ struct Stored {
     last_checked: Option<i64>,
 }
 
+/// `bytes` as a UUID of version 8 (RFC 9562: custom bits), its version and variant set.
+pub fn uuid_v8(mut b: [u8; 16]) -> String {
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
 /// One page of changes, newest first.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Page {
@@ -147,20 +154,19 @@ pub struct Query {
     pub limit: usize,
 }
 
-/// The page `query` asks of `all` (every change known, in `seq` order).
-pub fn page<'a>(all: impl DoubleEndedIterator<Item = &'a Change>, query: Query) -> Page {
-    let in_range = |c: &&Change| query.after.is_none_or(|a| c.seq > a) && query.before.is_none_or(|b| c.seq < b);
-    let mut changes: Vec<Change>;
-    let more;
+/// The page `query` asks of `all` (the changes known, in `seq` order: memory's, or a
+/// store's range read, taken lazily from the end the query reads from).
+pub fn page<C: std::borrow::Borrow<Change>>(all: impl DoubleEndedIterator<Item = C>, query: Query) -> Page {
+    let in_range = |c: &C| {
+        let seq = c.borrow().seq;
+        query.after.is_none_or(|a| seq > a) && query.before.is_none_or(|b| seq < b)
+    };
+    let mut it: Box<dyn Iterator<Item = C>> =
+        if query.after.is_some() { Box::new(all.filter(in_range)) } else { Box::new(all.rev().filter(in_range)) };
+    let mut changes: Vec<Change> = it.by_ref().take(query.limit).map(|c| c.borrow().clone()).collect();
+    let more = it.next().is_some();
     if query.after.is_some() {
-        let mut it = all.filter(in_range);
-        changes = it.by_ref().take(query.limit).cloned().collect();
-        more = it.next().is_some();
         changes.reverse();
-    } else {
-        let mut it = all.rev().filter(in_range);
-        changes = it.by_ref().take(query.limit).cloned().collect();
-        more = it.next().is_some();
     }
     Page { changes, more }
 }

@@ -113,7 +113,7 @@ impl Notifier {
     pub fn new(clock: Arc<dyn Clock>) -> Result<Arc<Notifier>, reqwest::Error> {
         crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
-            .user_agent(concat!("idauth-exporter/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::smileid::USER_AGENT)
             // A redirect is an answer, not a delivery: following it could hand the signed
             // event to a host nobody configured.
             .redirect(reqwest::redirect::Policy::none())

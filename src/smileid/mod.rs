@@ -6,7 +6,7 @@
 
 pub mod catalogue;
 mod http;
-pub(crate) use http::parse_retry_after;
+pub(crate) use http::{USER_AGENT, parse_retry_after};
 mod v2;
 mod v3;
 

@@ -127,10 +127,7 @@ pub fn feed_id() -> String {
     let digest = Sha256::digest(b"idauth-exporter/v1/feed.atom");
     let mut b = [0u8; 16];
     b.copy_from_slice(&digest[..16]);
-    b[6] = (b[6] & 0x0f) | 0x80;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("urn:uuid:{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!("urn:uuid:{}", crate::history::events::uuid_v8(b))
 }
 
 /// What a pair now is, in a title: `is offline`, `is back online`, `has an interruption`.
