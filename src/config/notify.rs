@@ -91,69 +91,67 @@ impl Validator<'_> {
     }
 
     fn webhook(&mut self, i: usize, w: RawWebhook, names: &mut HashSet<String>) -> Result<WebhookConfig, ConfigError> {
-        {
-            let key = format!("notify.webhooks[{i}]");
-            let name = w.name.value.trim().to_owned();
-            let valid_name = !name.is_empty()
-                && name.len() <= 64
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !valid_name {
-                return self.error(
-                    &w.name.referenced,
-                    format!("{key}.name: {name:?} is not a name; expected 1 to 64 letters, digits, _ or - (it becomes a label value)"),
-                );
-            }
-            if !names.insert(name.clone()) {
-                return self.error(
-                    &w.name.referenced,
-                    format!("{key}.name: {name:?} is used by an earlier webhook; expected each name once"),
-                );
-            }
-            let url = reqwest::Url::parse(w.url.value.trim())
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-            let Some(url) = url else {
-                return self.error(
-                    &w.url.referenced,
-                    format!("{key}.url: {:?} is not a URL; expected http(s)://host[:port]/path", w.url.value),
-                );
-            };
-            if !url.username().is_empty() || url.password().is_some() {
-                return self.error(
-                    &w.url.referenced,
-                    format!("{key}.url: credentials in the URL would show in logs; expected a URL without user:password (the signature authenticates the exporter)"),
-                );
-            }
-            let secret = self.webhook_secret(&key, &w.name.referenced, w.secret_file, w.secret_env)?;
-            let countries = w.countries.map_or_else(Vec::new, |c| c.value.into_iter().map(|c| c.value).collect());
-            let id_types = w.id_types.map_or_else(Vec::new, |c| c.value.into_iter().map(|c| c.value).collect());
-            let mut states = Vec::new();
-            for s in w.states.map_or_else(Vec::new, |s| s.value) {
-                let state = AuthorityState::ALL
-                    .into_iter()
-                    .find(|x| *x != AuthorityState::Unknown && x.as_str() == s.value.trim().to_ascii_lowercase());
-                match state {
-                    Some(state) => states.push(state),
-                    None => {
-                        return self.error(
-                            &s.referenced,
-                            format!("{key}.states: {:?} is not a state a pair changes to; expected online, interruption or offline", s.value),
-                        );
-                    }
-                }
-            }
-            let timeout = match w.timeout {
-                None => DEFAULT_WEBHOOK_TIMEOUT,
-                Some(t) if (Duration::from_secs(1)..=Duration::from_secs(60)).contains(&t.value.0) => t.value.0,
-                Some(t) => {
+        let key = format!("notify.webhooks[{i}]");
+        let name = w.name.value.trim().to_owned();
+        let valid_name = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid_name {
+            return self.error(
+                &w.name.referenced,
+                format!("{key}.name: {name:?} is not a name; expected 1 to 64 letters, digits, _ or - (it becomes a label value)"),
+            );
+        }
+        if !names.insert(name.clone()) {
+            return self.error(
+                &w.name.referenced,
+                format!("{key}.name: {name:?} is used by an earlier webhook; expected each name once"),
+            );
+        }
+        let url = reqwest::Url::parse(w.url.value.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        let Some(url) = url else {
+            return self.error(
+                &w.url.referenced,
+                format!("{key}.url: {:?} is not a URL; expected http(s)://host[:port]/path", w.url.value),
+            );
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return self.error(
+                &w.url.referenced,
+                format!("{key}.url: credentials in the URL would show in logs; expected a URL without user:password (the signature authenticates the exporter)"),
+            );
+        }
+        let secret = self.webhook_secret(&key, &w.name.referenced, w.secret_file, w.secret_env)?;
+        let countries = w.countries.map_or_else(Vec::new, |c| c.value.into_iter().map(|c| c.value).collect());
+        let id_types = w.id_types.map_or_else(Vec::new, |c| c.value.into_iter().map(|c| c.value).collect());
+        let mut states = Vec::new();
+        for s in w.states.map_or_else(Vec::new, |s| s.value) {
+            let state = AuthorityState::ALL
+                .into_iter()
+                .find(|x| *x != AuthorityState::Unknown && x.as_str() == s.value.trim().to_ascii_lowercase());
+            match state {
+                Some(state) => states.push(state),
+                None => {
                     return self.error(
-                        &t.referenced,
-                        format!("{key}.timeout: {}; expected 1s to 60s", super::fmt_duration(t.value.0)),
+                        &s.referenced,
+                        format!("{key}.states: {:?} is not a state a pair changes to; expected online, interruption or offline", s.value),
                     );
                 }
-            };
-            Ok(WebhookConfig { name, url, secret, countries, id_types, states, timeout })
+            }
         }
+        let timeout = match w.timeout {
+            None => DEFAULT_WEBHOOK_TIMEOUT,
+            Some(t) if (Duration::from_secs(1)..=Duration::from_secs(60)).contains(&t.value.0) => t.value.0,
+            Some(t) => {
+                return self.error(
+                    &t.referenced,
+                    format!("{key}.timeout: {}; expected 1s to 60s", super::fmt_duration(t.value.0)),
+                );
+            }
+        };
+        Ok(WebhookConfig { name, url, secret, countries, id_types, states, timeout })
     }
 
     fn webhook_secret(
