@@ -7,20 +7,19 @@ badges drawn as images on the page. Screenshots are saved under target/ for a pe
 look at.
 """
 
-import os
 import re
 import shutil
-import socket
-import subprocess
+import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from demo_process import free_port, running_demo  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("IDAUTH_BIN", ROOT / "target" / "debug" / "idauth-exporter"))
 SHOTS = ROOT / "target"
 
 try:
@@ -31,11 +30,6 @@ except ImportError:  # pragma: no cover - reported as a failure below
     webdriver = None
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def need(path, what):
     if not path or not Path(path).exists():
@@ -44,27 +38,8 @@ def need(path, what):
 
 @pytest.fixture(scope="module")
 def demo():
-    need(BIN, f"the idauth-exporter binary ({BIN}; cargo build)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN), "demo", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "-/ready", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"the demo did not become ready: {proc.stdout.read().decode(errors='replace')}")
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with running_demo() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

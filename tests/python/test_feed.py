@@ -5,10 +5,8 @@ resumed from a cursor as a client that keeps up would.
 """
 
 import json
-import os
 import re
-import socket
-import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,42 +16,19 @@ from pathlib import Path
 import feedparser
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("IDAUTH_BIN", ROOT / "target" / "debug" / "idauth-exporter"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from demo_process import running_demo  # noqa: E402
+
 # The demo's scenario changes GH GHANA_CARD every 10 seconds and NG NIN_V2 at 1m30s: a
 # change comes within seconds; 90 s leaves room for a slow machine.
 WAIT = 90
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def demo():
-    assert BIN.exists(), f"the idauth-exporter binary is needed ({BIN}; cargo build)"
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN), "demo", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "-/ready", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("the demo did not become ready in 30 s")
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with running_demo() as url:
+        yield url
 
 
 def get(url):
