@@ -17,7 +17,7 @@ import feedparser
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from demo_process import running_demo  # noqa: E402
+from processes import running_demo  # noqa: E402
 
 # The demo's scenario changes GH GHANA_CARD every 10 seconds and NG NIN_V2 at 1m30s: a
 # change comes within seconds; 90 s leaves room for a slow machine.

@@ -4,8 +4,7 @@ smile-id-core signs v2 requests; usesmileid (the v3 SDK) fetches a token and rea
 id_status. Both must find the simulator indistinguishable from the provider.
 """
 
-import os
-import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,6 +13,9 @@ import pytest
 import usesmileid
 from smile_id_core.Signature import Signature
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import start_simulator  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk_python_compat_3b8e1f"
 PARTNER = "085"
@@ -21,24 +23,8 @@ PARTNER = "085"
 
 @pytest.fixture(scope="module")
 def simulator():
-    binary = os.environ.get("IDAUTH_BIN", str(ROOT / "target" / "debug" / "idauth-exporter"))
-    proc = subprocess.Popen(
-        [
-            binary,
-            "simulate",
-            "--listen=127.0.0.1:0",
-            f"--scenario={ROOT / 'tests' / 'python' / 'scenario.yaml'}",
-            f"--partner-id={PARTNER}",
-            "--api-key-env=SIM_KEY",
-        ],
-        env={**os.environ, "SIM_KEY": KEY},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    line = proc.stdout.readline().strip()
-    assert line.startswith("simulator listening on http://"), line
-    yield line.split(" on ", 1)[1]
+    proc, url = start_simulator(ROOT / "tests" / "python" / "scenario.yaml", KEY, f"--partner-id={PARTNER}")
+    yield url
     proc.terminate()
     proc.wait(timeout=10)
 

@@ -23,6 +23,7 @@ import re
 import secrets
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -32,6 +33,9 @@ from pathlib import Path
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import start_simulator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("IDAUTH_BIN", ROOT / "target" / "debug" / "idauth-exporter"))
@@ -174,24 +178,9 @@ def world(tmp_path):
         scenario = Scenario(tmp_path)
 
         def simulator(self):
-            proc = subprocess.Popen(
-                [
-                    str(BIN),
-                    "simulate",
-                    "--listen=127.0.0.1:0",
-                    f"--scenario={self.scenario.path}",
-                    f"--speed={SPEED}",
-                    "--api-key-env=SIM_KEY",
-                ],
-                env={**os.environ, "SIM_KEY": SIM_KEY},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
+            proc, url = start_simulator(self.scenario.path, SIM_KEY, f"--speed={SPEED}")
             procs.append(proc)
-            line = proc.stdout.readline().strip()
-            assert line.startswith("simulator listening on http://"), line
-            return line.split(" on ", 1)[1]
+            return url
 
         def config(self, simulator, hook_port, name="resubmitter"):
             secret_file = tmp_path / "webhook-secret"

@@ -1,7 +1,7 @@
-"""`idauth-exporter demo` as a process, for the Python tests that read what it serves (the
-feed tests in tests/python, the status page in tests/browser): started on a free loopback
-port, its output kept in a file so that a long run never blocks on a full pipe, and stopped
-at the end.
+"""The binary's processes for the Python tests: `idauth-exporter demo` (the feed tests in
+tests/python, the status page in tests/browser), started on a free loopback port, its output
+kept in a file so that a long run never blocks on a full pipe, and stopped at the end; and
+`idauth-exporter simulate` on a port of its choosing (the SDK and webhook tests).
 """
 
 import contextlib
@@ -55,3 +55,18 @@ def running_demo(ready_within=30):
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def start_simulator(scenario, key, *flags):
+    """Starts the simulator playing `scenario` and accepting `key`, with extra `flags`;
+    returns the process and its base URL (from the line it prints once listening)."""
+    proc = subprocess.Popen(
+        [str(BIN), "simulate", "--listen=127.0.0.1:0", f"--scenario={scenario}", "--api-key-env=SIM_KEY", *flags],
+        env={**os.environ, "SIM_KEY": key},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = proc.stdout.readline().strip()
+    assert line.startswith("simulator listening on http://"), line
+    return proc, line.split(" on ", 1)[1]
