@@ -120,11 +120,17 @@ mod tests {
         tokio::time::sleep((first + chrono::TimeDelta::seconds(32)).to_std().unwrap()).await;
         assert_eq!(runs.load(Ordering::SeqCst), 4, "first tick after {first}");
         let before = runs.load(Ordering::SeqCst);
-        s.reschedule(&Schedule::parse("0 0 * * * *").unwrap()).await.unwrap();
+        // Once a minute, at the second 55 s from now: nothing is due for 54 s whatever the
+        // time of day (an hourly schedule made this depend on the hour's boundary).
+        use chrono::Timelike;
+        let second = (clock.now().second() + 55) % 60;
+        s.reschedule(&Schedule::parse(&format!("{second} * * * * *")).unwrap()).await.unwrap();
+        let next = s.next_tick().await.unwrap() - clock.now();
+        assert!(next > chrono::TimeDelta::seconds(53) && next <= chrono::TimeDelta::seconds(56), "{next}");
         tokio::time::sleep(Duration::from_secs(50)).await;
-        let hourly = s.next_tick().await.unwrap();
-        let ran = runs.load(Ordering::SeqCst) - before;
-        assert_eq!(ran, usize::from(hourly - clock.now() > chrono::TimeDelta::minutes(59)), "the old schedule stopped");
+        assert_eq!(runs.load(Ordering::SeqCst) - before, 0, "the old schedule stopped");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(runs.load(Ordering::SeqCst) - before, 1, "the new schedule runs");
         s.shutdown().await;
     }
 }
